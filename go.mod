@@ -1,0 +1,8 @@
+module github.com/meshchat/meshchat
+
+go 1.26.8
+
+require (
+	github.com/cloudflare/circl v1.6.5 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+)
