@@ -2,7 +2,6 @@ module github.com/meshchat/meshchat
 
 go 1.26.8
 
-require (
-	github.com/cloudflare/circl v1.6.5 // indirect
-	golang.org/x/crypto v0.59.0 // indirect
-)
+require golang.org/x/crypto v0.59.0
+
+require golang.org/x/sys v0.50.0 // indirect
