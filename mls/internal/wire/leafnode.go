@@ -93,10 +93,11 @@ func (x *LeafNode) encodeContent(b *cryptobyte.Builder) {
 	x.Extensions.Encode(b)
 }
 
-// decodeContent reads the fields that LeafNode and LeafNodeTBS share.
+// decodeContent reads the fields that LeafNode and LeafNodeTBS share. The
+// direct byte fields alias s until the caller passes them to own.
 func (x *LeafNode) decodeContent(s *cryptobyte.String) bool {
-	if !codec.ReadOpaque(s, &x.EncryptionKey) ||
-		!codec.ReadOpaque(s, &x.SignatureKey) ||
+	if !readAlias(s, &x.EncryptionKey) ||
+		!readAlias(s, &x.SignatureKey) ||
 		!x.Credential.Decode(s) ||
 		!x.Capabilities.Decode(s) ||
 		!s.ReadUint8((*uint8)(&x.LeafNodeSource)) {
@@ -109,7 +110,7 @@ func (x *LeafNode) decodeContent(s *cryptobyte.String) bool {
 		}
 	case LeafNodeSourceUpdate:
 	case LeafNodeSourceCommit:
-		if !codec.ReadOpaque(s, &x.ParentHash) {
+		if !readAlias(s, &x.ParentHash) {
 			return false
 		}
 	default:
@@ -127,7 +128,11 @@ func (x *LeafNode) Encode(b *cryptobyte.Builder) {
 // Decode implements Decoder.
 func (x *LeafNode) Decode(s *cryptobyte.String) bool {
 	*x = LeafNode{}
-	return x.decodeContent(s) && codec.ReadOpaque(s, &x.Signature)
+	if !x.decodeContent(s) || !readAlias(s, &x.Signature) {
+		return false
+	}
+	own(&x.EncryptionKey, &x.SignatureKey, &x.ParentHash, &x.Signature)
+	return true
 }
 
 // TBS returns the LeafNodeTBS that x's signature covers. groupID and
@@ -167,6 +172,7 @@ func (x *LeafNodeTBS) Decode(s *cryptobyte.String) bool {
 	if !x.LeafNode.decodeContent(s) {
 		return false
 	}
+	own(&x.LeafNode.EncryptionKey, &x.LeafNode.SignatureKey, &x.LeafNode.ParentHash)
 	switch x.LeafNode.LeafNodeSource {
 	case LeafNodeSourceUpdate, LeafNodeSourceCommit:
 		return codec.ReadOpaque(s, &x.GroupID) && s.ReadUint32(&x.LeafIndex)
