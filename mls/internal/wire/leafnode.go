@@ -37,6 +37,37 @@ func (x *Capabilities) Decode(s *cryptobyte.String) bool {
 		readUint16List(s, &x.Credentials)
 }
 
+// HasVersion reports whether v is listed in Versions.
+func (x *Capabilities) HasVersion(v ProtocolVersion) bool { return contains(x.Versions, v) }
+
+// HasCipherSuite reports whether cs is listed in CipherSuites.
+func (x *Capabilities) HasCipherSuite(cs CipherSuite) bool { return contains(x.CipherSuites, cs) }
+
+// HasExtension reports whether t is supported: listed in Extensions, or one
+// of the default extension types every client supports (RFC 9420 §7.2).
+func (x *Capabilities) HasExtension(t ExtensionType) bool {
+	return t.IsDefault() || contains(x.Extensions, t)
+}
+
+// HasProposal reports whether t is supported: listed in Proposals, or one of
+// the default proposal types every client supports (RFC 9420 §7.2).
+func (x *Capabilities) HasProposal(t ProposalType) bool {
+	return t.IsDefault() || contains(x.Proposals, t)
+}
+
+// HasCredential reports whether t is listed in Credentials. There are no
+// default credential types (RFC 9420 §11.1).
+func (x *Capabilities) HasCredential(t CredentialType) bool { return contains(x.Credentials, t) }
+
+func contains[T comparable](list []T, v T) bool {
+	for _, e := range list {
+		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
 // Lifetime is the validity window of a LeafNode from a KeyPackage, in
 // seconds since the Unix epoch (RFC 9420 §7.2).
 type Lifetime struct {
