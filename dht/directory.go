@@ -185,8 +185,11 @@ func (d *Directory) withTimeout(ctx context.Context) (context.Context, context.C
 // PublishKeyPackages replaces this node's bundle with kps (exactly one marked
 // LastResort) and stores it in the DHT with a fresh sequence and expiry. Every
 // KeyPackage must verify with this node's peer ID as its credential identity,
-// or nothing is published. The node should republish (Republish) before
-// RepublishAt and whenever KeyPackages get used (RemoveKeyPackages).
+// or nothing is published. If the bundle is valid but could not be offered
+// to any peer (no peers yet), it is still this node's current bundle: the
+// error is returned together with the bundle, and a later Republish spreads
+// it. The node should republish (Republish) before RepublishAt and whenever
+// KeyPackages get used (RemoveKeyPackages).
 func (d *Directory) PublishKeyPackages(ctx context.Context, kps []KeyPackage) (*Bundle, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -263,17 +266,18 @@ func (d *Directory) publishLocked(ctx context.Context, kps []KeyPackage) (*Bundl
 	if _, err := d.bundle.validate(keyPackageKey(d.self), value); err != nil {
 		return nil, fmt.Errorf("publish KeyPackages: %w", err)
 	}
-	// The sequence is spent even if the put below fails part-way: the
-	// local store may already hold this record.
+	// From here on the bundle is ours: PutValue stores it locally before
+	// it looks for peers, so even if the network part fails it is served
+	// to whoever asks us, and Republish can retry.
 	d.lastSeq = seq
+	d.published = b
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
-	// PutValue stores locally and then offers the record to the closest
-	// peers; their refusals are only logged by the DHT.
+	// PutValue offers the record to the closest peers; their refusals are
+	// only logged by the DHT.
 	if err := d.kad.PutValue(ctx, keyPackageKey(d.self), value); err != nil {
-		return nil, fmt.Errorf("publish KeyPackages: %w", err)
+		return b, fmt.Errorf("publish KeyPackages: stored locally, not on peers: %w", err)
 	}
-	d.published = b
 	return b, nil
 }
 

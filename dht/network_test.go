@@ -482,3 +482,46 @@ func BenchmarkKeyPackageLookup(b *testing.B) {
 		}
 	}
 }
+
+// TestPublishBeforeAnyPeer publishes on a node with no peers: the bundle is
+// kept as current despite the error, and Republish spreads it once a peer is
+// connected.
+func TestPublishBeforeAnyPeer(t *testing.T) {
+	lone := newTestNode(t)
+	ctx := ctxTimeout(t)
+	b, err := lone.dir.PublishKeyPackages(ctx, testKPs(lone.h.ID(), 2))
+	if err == nil {
+		t.Fatal("publish with no peers reported success")
+	}
+	if b == nil || lone.dir.Published() != b {
+		t.Fatal("bundle not kept as current after a failed network put")
+	}
+	// A bundle that fails validation is not kept.
+	if _, err := lone.dir.PublishKeyPackages(ctx, []KeyPackage{{Data: tamper(makeTestKP(lone.h.ID(), time.Now().Add(time.Hour))), LastResort: true}}); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("invalid bundle: %v, want ErrInvalidRecord", err)
+	}
+	if lone.dir.Published() != b {
+		t.Fatal("invalid bundle replaced the current one")
+	}
+
+	other := newTestNode(t)
+	connect(t, other.h, lone.h)
+	waitRoutingTable(t, lone, 1)
+	waitRoutingTable(t, other, 1)
+	rb, err := lone.dir.Republish(ctx)
+	if err != nil {
+		t.Fatalf("republish: %v", err)
+	}
+	value, err := signBundle(rb, lone.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !other.holds(t, value) {
+		t.Fatal("republished bundle not stored on the peer")
+	}
+	lone.close()
+	got, err := other.dir.LookupKeyPackages(ctx, rb.PeerID)
+	if err != nil || got.Sequence != rb.Sequence {
+		t.Fatalf("lookup after publisher left: %v, %v", got, err)
+	}
+}

@@ -534,3 +534,67 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// BenchmarkDeliveryRing measures, on a six-node mocknet ring, the time from
+// Publish at one node until every other node has read the message.
+func BenchmarkDeliveryRing(b *testing.B) {
+	const n = 6
+	tn := &testNet{mn: mocknet.New()}
+	defer func() {
+		for _, s := range tn.services {
+			s.Close()
+		}
+		tn.mn.Close()
+	}()
+	for range n {
+		h, err := tn.mn.GenPeer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := New(h, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tn.hosts = append(tn.hosts, h)
+		tn.services = append(tn.services, s)
+	}
+	if err := tn.mn.LinkAll(); err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		if _, err := tn.mn.ConnectPeers(tn.hosts[i].ID(), tn.hosts[(i+1)%n].ID()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	id := TopicIDForGroup(testGroup)
+	topics := make([]*Topic, n)
+	for i, s := range tn.services {
+		topic, err := s.Join(id, &testChecker{group: testGroup})
+		if err != nil {
+			b.Fatal(err)
+		}
+		topics[i] = topic
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, topic := range topics {
+		if err := topic.WaitForMesh(ctx, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
+	payload := msgFor("TMSG", testGroup, strings.Repeat("m", 200))
+	i := 0
+	for b.Loop() {
+		i++
+		msg := append(payload[:len(payload):len(payload)], fmt.Sprint(i)...)
+		if err := topics[0].Publish(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		for _, topic := range topics {
+			m, err := topic.Next(ctx)
+			if err != nil || !bytes.Equal(m.Data, msg) {
+				b.Fatalf("got %v, %v", m, err)
+			}
+		}
+	}
+}
