@@ -220,10 +220,13 @@ func TestBundleSelect(t *testing.T) {
 	// Ties are broken by content, independent of order.
 	a, _ := signBundle(testBundle(id, 3, now.Add(time.Hour), 1), priv)
 	b, _ := signBundle(testBundle(id, 3, now.Add(time.Hour), 1), priv)
-	i1, _ := v.Select(key, [][]byte{a, b})
-	i2, _ := v.Select(key, [][]byte{b, a})
-	if [][]byte{a, b}[i1] == nil || !bytes.Equal([][]byte{a, b}[i1], [][]byte{b, a}[i2]) {
+	i1, err1 := v.Select(key, [][]byte{a, b})
+	i2, err2 := v.Select(key, [][]byte{b, a})
+	if err1 != nil || err2 != nil || !bytes.Equal([][]byte{a, b}[i1], [][]byte{b, a}[i2]) {
 		t.Fatal("tie-break depends on order")
+	}
+	if want := max(string(a), string(b)); string([][]byte{a, b}[i1]) != want {
+		t.Fatal("tie-break did not pick the greater encoding")
 	}
 	// Undecodable values are never selected.
 	i, err = v.Select(key, [][]byte{[]byte("junk"), encs[0]})
