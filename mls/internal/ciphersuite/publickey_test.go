@@ -149,9 +149,21 @@ func TestSignatureNegative(t *testing.T) {
 			wantErr(t, "0x02 prefix", s.VerifyWithLabel(compressed, "LeafNodeTBS", content, sig), ErrInvalidKey)
 		}
 
-		// Raw private keys of the wrong size.
+		// Raw private keys of the wrong size. A short ECDSA scalar is a
+		// minimal big-endian integer and is left-padded instead.
 		raw := key.Bytes()
-		for _, bad := range [][]byte{nil, raw[:len(raw)-1], append(bytes.Clone(raw), 0)} {
+		bads := [][]byte{nil, append(bytes.Clone(raw), 0)}
+		if s.sig == sigEd25519 || s.sig == sigEd448 {
+			bads = append(bads, raw[:len(raw)-1])
+		} else {
+			short := append([]byte{0}, raw[1:]...)
+			k, err := s.ParseSigningKey(short[1:])
+			want, _ := s.ParseSigningKey(short)
+			if err != nil || want == nil || !bytes.Equal(k.PublicKey(), want.PublicKey()) {
+				t.Errorf("ParseSigningKey of a scalar without its leading zero byte: %v", err)
+			}
+		}
+		for _, bad := range bads {
 			if _, err := s.ParseSigningKey(bad); !errors.Is(err, ErrInvalidKey) {
 				t.Errorf("ParseSigningKey(%d bytes): %v, want ErrInvalidKey", len(bad), err)
 			}

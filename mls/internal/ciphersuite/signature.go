@@ -290,8 +290,17 @@ func (e *ecdsaScheme) generate(rand io.Reader) (*SigningKey, error) {
 }
 
 func (e *ecdsaScheme) parse(raw []byte) (*SigningKey, error) {
-	if len(raw) != e.scalar {
+	// Some implementations (and the interop vectors for P-521) write the
+	// scalar as a minimal big-endian integer, dropping leading zero bytes;
+	// such a key is left-padded to the field size. Longer input is refused.
+	if len(raw) == 0 || len(raw) > e.scalar {
 		return nil, fmt.Errorf("%s private key of %d bytes, want %d: %w", e.label, len(raw), e.scalar, ErrInvalidKey)
+	}
+	if len(raw) < e.scalar {
+		padded := make([]byte, e.scalar)
+		copy(padded[e.scalar-len(raw):], raw)
+		defer clear(padded)
+		raw = padded
 	}
 	priv, err := ecdsa.ParseRawPrivateKey(e.curve, raw)
 	if err != nil {

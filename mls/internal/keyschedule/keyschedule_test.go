@@ -257,23 +257,6 @@ func TestInterimTranscriptHashEncoding(t *testing.T) {
 	}
 }
 
-// TestExternalKeyPairNeedsDeriveKeyPair documents the gap: until
-// ciphersuite.Suite.DeriveKeyPair exists the external key pair is refused
-// with ErrUnsupported rather than faked.
-func TestExternalKeyPairNeedsDeriveKeyPair(t *testing.T) {
-	if deriveKeyPair != nil {
-		t.Skip("DeriveKeyPair is built in; key-schedule.json checks external_pub")
-	}
-	s := mustSuite(t, 1)
-	e, err := Advance(s, filled(32, 1), nil, nil, []byte("gc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.ExternalKeyPair(); !errors.Is(err, ciphersuite.ErrUnsupported) {
-		t.Errorf("ExternalKeyPair without DeriveKeyPair: %v", err)
-	}
-}
-
 func BenchmarkAdvance(b *testing.B) {
 	s := mustSuite(b, 1)
 	init, commit, gc := filled(32, 1), filled(32, 2), filled(120, 3)
