@@ -24,7 +24,7 @@ func wantErr(t *testing.T, what string, err, target error) {
 }
 
 // privateFrom protects content of type ct from leaf with e's secret tree.
-func (g *testGroup) privateFrom(t *testing.T, e *Epoch, leaf treemath.LeafIndex, ct wire.ContentType) *wire.PrivateMessage {
+func (g *testGroup) privateFrom(t testing.TB, e *Epoch, leaf treemath.LeafIndex, ct wire.ContentType) *wire.PrivateMessage {
 	t.Helper()
 	ac := g.signed(t, e, g.signers[leaf], wire.WireFormatPrivateMessage, g.content(wire.MemberSender(uint32(leaf)), ct))
 	pm, err := e.ProtectPrivate(ac, nil, nil)
@@ -35,7 +35,7 @@ func (g *testGroup) privateFrom(t *testing.T, e *Epoch, leaf treemath.LeafIndex,
 }
 
 // publicFrom protects content of type ct from leaf as a PublicMessage.
-func (g *testGroup) publicFrom(t *testing.T, e *Epoch, leaf treemath.LeafIndex, ct wire.ContentType) *wire.PublicMessage {
+func (g *testGroup) publicFrom(t testing.TB, e *Epoch, leaf treemath.LeafIndex, ct wire.ContentType) *wire.PublicMessage {
 	t.Helper()
 	ac := g.signed(t, e, g.signers[leaf], wire.WireFormatPublicMessage, g.content(wire.MemberSender(uint32(leaf)), ct))
 	pm, err := e.ProtectPublic(ac)
