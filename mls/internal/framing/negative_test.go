@@ -314,7 +314,7 @@ func TestPadding(t *testing.T) {
 		pt := g.signedPlaintext(t, sender, 0)
 		pm := g.sealRaw(t, sender.keys.SecretTree, 0, 0, wire.ContentTypeApplication, pt[:len(pt)-3])
 		_, err := g.receive(g.epoch(t), pm)
-		wantErr(t, "truncated", err, wire.ErrMalformed)
+		wantErr(t, "truncated", err, ErrMalformed)
 	})
 	t.Run("policy", func(t *testing.T) {
 		for _, block := range []int{0, 1, 16, 32, 100} {
@@ -408,14 +408,14 @@ func TestReplayAndGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := g.receive(receiver, msgs[0])
-	wantErr(t, "replay", err, secrettree.ErrKeyConsumed)
+	wantErr(t, "replay", err, ErrKeyConsumed)
 	// Later generations, out of order, still work, and each only once.
 	for _, i := range []int{3, 1, 2} {
 		if _, err := g.receive(receiver, msgs[i]); err != nil {
 			t.Fatalf("generation %d: %v", i, err)
 		}
 		_, err := g.receive(receiver, msgs[i])
-		wantErr(t, "replay", err, secrettree.ErrKeyConsumed)
+		wantErr(t, "replay", err, ErrKeyConsumed)
 	}
 	// Handshake and application ratchets are separate: a handshake message
 	// at generation 0 is fine after application generations were used.
@@ -431,7 +431,7 @@ func TestReplayAndGenerations(t *testing.T) {
 			}
 		}
 		_, err := g.receive(receiver, g.privateFrom(t, sender, 0, wire.ContentTypeApplication))
-		wantErr(t, "generation too far", err, secrettree.ErrGenerationTooFar)
+		wantErr(t, "generation too far", err, ErrGenerationTooFar)
 	})
 }
 
