@@ -12,6 +12,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -97,17 +98,30 @@ func ReadVarint(s *cryptobyte.String, out *uint64) bool {
 	return true
 }
 
+// scratchPool holds the buffers AddVector builds vector bodies in, so that
+// encoding a deep structure does not allocate and grow a fresh buffer for
+// every nested vector. Buffers that grew past maxPooledScratch are dropped.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledScratch = 64 << 10
+
 // AddVector appends a vector<V>: the bytes written by f, prefixed with their
-// length as a varint.
+// length as a varint. The body is built in a pooled scratch buffer and then
+// copied once, because its minimal varint length is known only afterwards.
 func AddVector(b *cryptobyte.Builder, f cryptobyte.BuilderContinuation) {
-	child := cryptobyte.NewBuilder(nil)
+	scratch := scratchPool.Get().(*[]byte)
+	child := cryptobyte.NewBuilder((*scratch)[:0])
 	f(child)
 	body, err := child.Bytes()
 	if err != nil {
 		b.SetError(err)
-		return
+	} else {
+		AddOpaque(b, body)
 	}
-	AddOpaque(b, body)
+	if cap(body) <= maxPooledScratch {
+		*scratch = body[:0]
+		scratchPool.Put(scratch)
+	}
 }
 
 // AddOpaque appends opaque data<V>.
