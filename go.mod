@@ -3,6 +3,7 @@ module github.com/meshchat/meshchat
 go 1.26.8
 
 require (
+	github.com/cloudflare/circl v1.6.5
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/crypto v0.59.0
 )

@@ -61,8 +61,12 @@ type Suite struct {
 	id      ID
 	newHash func() hash.Hash
 	aead    aeadID
-	kem     kem
+	kem     *dhKEM
 	sig     signatureScheme
+	// hpkeSuiteID and pskIDHash are constant inputs of the HPKE key
+	// schedule (RFC 9180 §5.1), computed once per suite.
+	hpkeSuiteID []byte
+	pskIDHash   []byte
 }
 
 // Lookup returns the suite for id, or an error wrapping ErrUnsupported.
