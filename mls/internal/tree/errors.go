@@ -29,15 +29,16 @@ var (
 
 	// ErrParentHashInvalid reports a parent_hash value that must match a
 	// recomputed parent hash and does not: the committer's new leaf in an
-	// UpdatePath (RFC 9420 §7.9.2), or, when joining, a non-blank parent
-	// node whose only possible chain links have the right shape but the
-	// wrong hash.
+	// UpdatePath (RFC 9420 §7.9.2), or, when joining, the node below an
+	// uncovered parent that has every property of its chain link except the
+	// hash (then the error wraps ErrParentNotCovered too).
 	ErrParentHashInvalid = errors.New("parent hash invalid")
 
 	// ErrParentNotCovered reports a non-blank parent node that no
 	// parent-hash chain from a leaf reaches, or that more than one chain
 	// reaches (RFC 9420 §7.9.2: every non-blank parent node must be covered
-	// by exactly one chain).
+	// by exactly one chain). When a child had the shape of a chain link but
+	// the wrong parent_hash, the error also wraps ErrParentHashInvalid.
 	ErrParentNotCovered = errors.New("parent node not covered by a parent-hash chain")
 
 	// ErrUnmergedLeafInvalid reports an unmerged_leaves entry that is

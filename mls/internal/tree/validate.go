@@ -228,7 +228,9 @@ func (t *Tree) verifyParentHashes() error {
 		case covered > 1:
 			return fmt.Errorf("parent %d is covered by two parent-hash chains: %w", x, ErrParentNotCovered)
 		case shaped:
-			return fmt.Errorf("parent %d: the parent_hash of its chain node does not match: %w", x, ErrParentHashInvalid)
+			// A chain has the right shape up to x but its last link's
+			// parent_hash is wrong: x is uncovered because of it.
+			return fmt.Errorf("parent %d: %w: a child chain node's parent_hash does not match: %w", x, ErrParentNotCovered, ErrParentHashInvalid)
 		default:
 			return fmt.Errorf("parent %d: %w", x, ErrParentNotCovered)
 		}
