@@ -286,7 +286,7 @@ func (g *Group) processCommit(v *framing.Verified, consumed *secrettree.Tree) (*
 	}
 	priv := g.priv
 	if ap.myLeafPriv != nil {
-		if priv, err = tree.NewPrivate(g.cs, treemath.LeafIndex(g.myLeaf), ap.myLeafPriv); err != nil {
+		if priv, err = newPrivState(g.cs, treemath.LeafIndex(g.myLeaf), ap.myLeafPriv); err != nil {
 			return nil, fmt.Errorf("%w: own updated leaf key: %v", ErrInvalidCommit, err)
 		}
 	}
@@ -315,9 +315,9 @@ func (g *Group) processCommit(v *framing.Verified, consumed *secrettree.Tree) (*
 		if err != nil {
 			return nil, fmt.Errorf("encode provisional group context: %w", err)
 		}
-		priv = priv.Clone()
-		if commitSecret, err = priv.DecryptPath(ap.tree, committer, commit.Path, ap.addedLeaves, provisional); err != nil {
-			return nil, fmt.Errorf("%w: decrypt path: %w", ErrInvalidCommit, mapTreeError(err))
+		priv = priv.clone()
+		if commitSecret, err = priv.decryptPath(ap.tree, committer, commit.Path, ap.addedLeaves, provisional); err != nil {
+			return nil, fmt.Errorf("decrypt path: %w", err)
 		}
 	}
 
@@ -371,7 +371,7 @@ func (g *Group) externalInitSecret(ei *wire.ExternalInit) ([]byte, error) {
 // §12.4.1, §12.4.2): transcript hashes, the new GroupContext, the PSK
 // secret, the key schedule, the confirmation tag (checked by confirm, or
 // computed for a commit being created), and the new Group.
-func (g *Group) advance(ac *wire.AuthenticatedContent, ap *applied, initSecret, commitSecret []byte, priv *tree.Private,
+func (g *Group) advance(ac *wire.AuthenticatedContent, ap *applied, initSecret, commitSecret []byte, priv *privState,
 	consumed *secrettree.Tree, confirm func(ks *keyschedule.EpochSecrets, cth []byte) error) (*Group, *keyschedule.EpochSecrets, error) {
 	input, err := wire.Marshal(ac.ConfirmedTranscriptHashInput())
 	if err != nil {
@@ -407,6 +407,8 @@ func (g *Group) advance(ac *wire.AuthenticatedContent, ap *applied, initSecret, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("interim transcript hash: %w", err)
 	}
+	priv = priv.clone()
+	priv.prune(ap.tree)
 	if consumed == nil && g.stree != nil {
 		if consumed, err = cloneSecretTree(g.stree, g.cfg); err != nil {
 			return nil, nil, err
@@ -518,8 +520,8 @@ func (g *Group) Commit(opts *CommitOptions) (*PendingCommit, error) {
 	if len(list) == 0 || ap.pathRequired || opts.ForcePath {
 		template := *ap.tree.Leaf(treemath.LeafIndex(g.myLeaf))
 		template.Capabilities = ownCapabilities(g.cfg, template.Extensions)
-		if ps, err = ap.tree.GenerateUpdatePath(treemath.LeafIndex(g.myLeaf), &template, g.id.key, g.ctx.GroupID, rand); err != nil {
-			return nil, fmt.Errorf("commit: %w", mapTreeError(err))
+		if ps, priv, err = generatePath(g.cs, ap.tree, treemath.LeafIndex(g.myLeaf), &template, g.id.key, g.ctx.GroupID, rand); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
 		}
 		defer ps.Zero()
 		if ap.ctx.TreeHash, err = ap.tree.TreeHash(); err != nil {
@@ -533,7 +535,6 @@ func (g *Group) Commit(opts *CommitOptions) (*PendingCommit, error) {
 			return nil, fmt.Errorf("commit: %w", mapTreeError(err))
 		}
 		commitSecret = ps.CommitSecret()
-		priv = ps.Private()
 	} else if ap.ctx.TreeHash, err = ap.tree.TreeHash(); err != nil {
 		return nil, fmt.Errorf("commit: tree hash: %w", err)
 	}
@@ -588,7 +589,7 @@ func (g *Group) Commit(opts *CommitOptions) (*PendingCommit, error) {
 
 // advanceOwn is advance for a commit this member creates: it computes the
 // confirmation tag instead of checking it.
-func (g *Group) advanceOwn(ac *wire.AuthenticatedContent, ap *applied, commitSecret []byte, priv *tree.Private) (*Group, *keyschedule.EpochSecrets, error) {
+func (g *Group) advanceOwn(ac *wire.AuthenticatedContent, ap *applied, commitSecret []byte, priv *privState) (*Group, *keyschedule.EpochSecrets, error) {
 	return g.advance(ac, ap, g.ks.InitSecret, commitSecret, priv, nil, nil)
 }
 

@@ -74,7 +74,7 @@ func NewGroup(id *Identity, cfg *Config, opts *GroupOptions) (*Group, error) {
 	if _, err := t.AddLeaf(leaf); err != nil {
 		return nil, fmt.Errorf("new group: %w", err)
 	}
-	priv, err := tree.NewPrivate(cs, 0, encPriv)
+	priv, err := newPrivState(cs, 0, encPriv)
 	clear(encPriv)
 	if err != nil {
 		return nil, fmt.Errorf("new group: %w", err)

@@ -121,9 +121,9 @@ func joinExternal(groupInfo []byte, id *Identity, cfg *Config, opts *ExternalJoi
 		Credential:    id.credential(),
 		Capabilities:  ownCapabilities(cfg),
 	}
-	ps, err := ap.tree.GenerateUpdatePath(leaf, template, id.key, gi.GroupContext.GroupID, rand)
+	ps, priv, err := generatePath(cs, ap.tree, leaf, template, id.key, gi.GroupContext.GroupID, rand)
 	if err != nil {
-		return nil, mapTreeError(err)
+		return nil, err
 	}
 	defer ps.Zero()
 	if ap.ctx.TreeHash, err = ap.tree.TreeHash(); err != nil {
@@ -153,7 +153,7 @@ func joinExternal(groupInfo []byte, id *Identity, cfg *Config, opts *ExternalJoi
 	if err != nil {
 		return nil, mapFramingError(err)
 	}
-	next, ks, err := base.advance(ac, ap, initSecret, ps.CommitSecret(), ps.Private(), nil, nil)
+	next, ks, err := base.advance(ac, ap, initSecret, ps.CommitSecret(), priv, nil, nil)
 	if err != nil {
 		return nil, err
 	}

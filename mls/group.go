@@ -42,7 +42,7 @@ type Group struct {
 	// tree and priv are never modified once the Group is built: every
 	// change works on a clone.
 	tree   *tree.Tree
-	priv   *tree.Private
+	priv   *privState
 	myLeaf uint32
 
 	// ks is shared with the states derived from this one and never
@@ -143,7 +143,7 @@ type epochState struct {
 	interim []byte
 	confTag []byte
 	tree    *tree.Tree
-	priv    *tree.Private
+	priv    *privState
 	ks      *keyschedule.EpochSecrets
 	past    []*pastEpoch
 	reinit  *wire.ReInit
@@ -169,7 +169,7 @@ func newGroup(st epochState) (*Group, error) {
 		confTag: st.confTag,
 		tree:    st.tree,
 		priv:    st.priv,
-		myLeaf:  uint32(st.priv.Leaf()),
+		myLeaf:  uint32(st.priv.leaf),
 		ks:      st.ks,
 		stree:   stree,
 		past:    st.past,

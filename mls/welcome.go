@@ -303,7 +303,7 @@ func joinFromWelcome(ow *openedWelcome, cfg *Config, treeBytes []byte) (*Group, 
 	if !ok {
 		return nil, fmt.Errorf("%w: the tree has no leaf for the key package", ErrInvalidTree)
 	}
-	priv, err := tree.NewPrivate(cs, myLeaf, kp.encPriv)
+	priv, err := newPrivState(cs, myLeaf, kp.encPriv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: leaf key: %v", ErrInvalidTree, err)
 	}
@@ -314,8 +314,8 @@ func joinFromWelcome(ow *openedWelcome, cfg *Config, treeBytes []byte) (*Group, 
 		if !ok || me == signer {
 			return nil, fmt.Errorf("%w: path secret without a common ancestor", ErrInvalidGroupInfo)
 		}
-		if err := priv.InstallPathSecret(t, lca, ow.secrets.PathSecret.PathSecret); err != nil {
-			return nil, fmt.Errorf("path secret: %w", mapTreeError(err))
+		if err := priv.installJoinerSecret(t, lca, ow.secrets.PathSecret.PathSecret); err != nil {
+			return nil, err
 		}
 	}
 	ctxRaw, err := wire.Marshal(&gi.GroupContext)
