@@ -568,4 +568,22 @@ func TestDecodeCopies(t *testing.T) {
 	if again := mustMarshal(t, &got); !bytes.Equal(again, want) {
 		t.Fatal("decoded key package changed when its input was overwritten")
 	}
+	// Byte fields share one allocation per structure, but appending to one
+	// must not overwrite its neighbour, and absent fields stay nil.
+	leaf := &got.LeafNode
+	sigKey := append([]byte{}, leaf.SignatureKey...)
+	_ = append(leaf.EncryptionKey, 0xEE, 0xEE, 0xEE)
+	if !bytes.Equal(leaf.SignatureKey, sigKey) {
+		t.Fatal("appending to EncryptionKey overwrote SignatureKey")
+	}
+	if leaf.ParentHash != nil {
+		t.Fatal("key_package leaf got a non-nil ParentHash")
+	}
+	exts := got.Extensions
+	var two Extensions
+	mustDecode(t, "extensions", mustMarshal(t, &Extensions{{ExtensionType: 1, ExtensionData: []byte("ab")}, {ExtensionType: 2, ExtensionData: []byte("cd")}}), &two)
+	_ = append(two[0].ExtensionData, 'X')
+	if string(two[1].ExtensionData) != "cd" || len(exts) != 1 {
+		t.Fatal("appending to one extension payload overwrote the next")
+	}
 }

@@ -316,3 +316,26 @@ func TestFramedContentTBSContext(t *testing.T) {
 		t.Error("LeafNodeTBS for a commit leaf lacks group_id and leaf_index")
 	}
 }
+
+func TestCapabilitiesHelpers(t *testing.T) {
+	c := sampleCapabilities()
+	if !c.HasVersion(ProtocolVersionMLS10) || c.HasVersion(2) {
+		t.Error("HasVersion")
+	}
+	if !c.HasCipherSuite(3) || c.HasCipherSuite(2) {
+		t.Error("HasCipherSuite")
+	}
+	if !c.HasExtension(ExtensionTypeRatchetTree) || !c.HasExtension(ExtensionTypeLastResort) || c.HasExtension(ExtensionTypeAppDataDictionary) {
+		t.Error("HasExtension")
+	}
+	if !c.HasProposal(ProposalTypeRemove) || !c.HasProposal(0x2a2a) || c.HasProposal(8) {
+		t.Error("HasProposal")
+	}
+	if !c.HasCredential(CredentialTypeX509) || c.HasCredential(3) {
+		t.Error("HasCredential")
+	}
+	var empty Capabilities
+	if empty.HasCredential(CredentialTypeBasic) {
+		t.Error("credential types have no defaults")
+	}
+}
