@@ -14,7 +14,7 @@ import (
 // DHKEM, KDF and AEAD, and the MLS operations built on it (RFC 9420 §5.1.3,
 // §8.3). It is written here rather than taken from circl/hpke or
 // crypto/hpke because MLS needs what neither gives: DeriveKeyPair on secrets
-// shorter than Nsk (circl panics), ephemeral keys drawn from the caller's
+// whose length is not Nsk (circl panics), ephemeral keys drawn from the caller's
 // reader (crypto/hpke ignores it), and no per-call parsing into library key
 // objects. BenchmarkHPKEImpl compares the three; the interop tests check this
 // one against both.

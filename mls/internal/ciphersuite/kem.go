@@ -202,8 +202,9 @@ func (g montgomeryGroup) publicKey(priv []byte) ([]byte, error) {
 }
 
 func (g montgomeryGroup) generate(rand io.Reader) (priv, pub []byte, err error) {
-	buf := make([]byte, 2*g.size)
-	priv, pub = buf[:g.size:g.size], buf[g.size:]
+	// Separate allocations, so that a retained public key does not keep
+	// the private key's memory alive.
+	priv, pub = make([]byte, g.size), make([]byte, g.size)
 	if _, err := io.ReadFull(rand, priv); err != nil {
 		return nil, nil, fmt.Errorf("generate X%d key: %w", g.bits(), err)
 	}
