@@ -133,11 +133,12 @@ func Advance(suite *ciphersuite.Suite, initSecret, commitSecret, pskSecret, grou
 // Join derives the secrets of an epoch from its joiner_secret, as a new
 // member does from the GroupSecrets of a Welcome (RFC 9420 §8, §12.4.3.1):
 //
-//	member        = KDF.Extract(joiner_secret, psk_secret)
+//	member         = KDF.Extract(joiner_secret, psk_secret)
 //	welcome_secret = DeriveSecret(member, "welcome")
-//	epoch_secret  = ExpandWithLabel(member, "epoch", GroupContext_[n], KDF.Nh)
+//	epoch_secret   = ExpandWithLabel(member, "epoch", GroupContext_[n], KDF.Nh)
 //
-// followed by one DeriveSecret per epoch secret. pskSecret may be nil for
+// followed by one DeriveSecret per epoch secret (a joiner that still needs
+// the GroupInfo key first uses WelcomeSecret). pskSecret may be nil for
 // the all-zero value (no PSKs). joinerSecret is copied, not retained.
 func Join(suite *ciphersuite.Suite, joinerSecret, pskSecret, groupContext []byte) (*EpochSecrets, error) {
 	if len(joinerSecret) != suite.HashSize() {

@@ -28,14 +28,16 @@ func TestSecretLengthsChecked(t *testing.T) {
 	gc := []byte("group context")
 	good := filled(nh, 7)
 	for name, f := range map[string]func() error{
-		"short init_secret":   func() error { _, err := Advance(s, good[:nh-1], good, good, gc); return err },
-		"nil init_secret":     func() error { _, err := Advance(s, nil, good, good, gc); return err },
-		"long commit_secret":  func() error { _, err := Advance(s, good, filled(nh+1, 1), good, gc); return err },
-		"empty commit_secret": func() error { _, err := Advance(s, good, []byte{}, good, gc); return err },
-		"short psk_secret":    func() error { _, err := Advance(s, good, good, good[:1], gc); return err },
-		"short joiner_secret": func() error { _, err := Join(s, good[:nh-1], nil, gc); return err },
-		"long psk on join":    func() error { _, err := Join(s, good, filled(2*nh, 1), gc); return err },
-		"short welcome":       func() error { _, _, err := WelcomeKeyNonce(s, good[:4]); return err },
+		"short init_secret":            func() error { _, err := Advance(s, good[:nh-1], good, good, gc); return err },
+		"nil init_secret":              func() error { _, err := Advance(s, nil, good, good, gc); return err },
+		"long commit_secret":           func() error { _, err := Advance(s, good, filled(nh+1, 1), good, gc); return err },
+		"empty commit_secret":          func() error { _, err := Advance(s, good, []byte{}, good, gc); return err },
+		"short psk_secret":             func() error { _, err := Advance(s, good, good, good[:1], gc); return err },
+		"short joiner_secret":          func() error { _, err := Join(s, good[:nh-1], nil, gc); return err },
+		"long psk on join":             func() error { _, err := Join(s, good, filled(2*nh, 1), gc); return err },
+		"short welcome":                func() error { _, _, err := WelcomeKeyNonce(s, good[:4]); return err },
+		"short joiner, welcome_secret": func() error { _, err := WelcomeSecret(s, good[:4], nil); return err },
+		"short psk, welcome_secret":    func() error { _, err := WelcomeSecret(s, good, good[:4]); return err },
 	} {
 		if err := f(); !errors.Is(err, ErrSecretLength) {
 			t.Errorf("%s: err = %v, want ErrSecretLength", name, err)

@@ -96,6 +96,10 @@ func TestKeyScheduleVectors(t *testing.T) {
 				if err != nil {
 					t.Fatalf("epoch %d: Join: %v", n, err)
 				}
+				ws, err := WelcomeSecret(suite, want.JoinerSecret, want.PSKSecret)
+				if err != nil || !bytes.Equal(ws, want.WelcomeSecret) {
+					t.Errorf("epoch %d: WelcomeSecret = %x, %v; want %x", n, ws, err, want.WelcomeSecret)
+				}
 				for path, e := range map[string]*EpochSecrets{"member": member, "joiner": joiner} {
 					checkEpoch(t, n, path, e, &want)
 				}

@@ -6,6 +6,32 @@ import (
 	"github.com/meshchat/meshchat/mls/internal/ciphersuite"
 )
 
+// WelcomeSecret derives welcome_secret from joiner_secret and psk_secret
+// alone (RFC 9420 §8):
+//
+//	welcome_secret = DeriveSecret(KDF.Extract(joiner_secret, psk_secret), "welcome")
+//
+// A joiner needs it before it can read the GroupContext, which travels in
+// the GroupInfo that welcome_secret encrypts (§12.4.3.1); Join derives the
+// rest of the epoch once the GroupContext is known. pskSecret may be nil for
+// the all-zero value.
+func WelcomeSecret(suite *ciphersuite.Suite, joinerSecret, pskSecret []byte) ([]byte, error) {
+	if len(joinerSecret) != suite.HashSize() {
+		return nil, fmt.Errorf("welcome_secret: joiner_secret of %d bytes, want %d: %w", len(joinerSecret), suite.HashSize(), ErrSecretLength)
+	}
+	pskSecret, err := optionalSecret(suite, pskSecret, "psk_secret")
+	if err != nil {
+		return nil, fmt.Errorf("welcome_secret: %w", err)
+	}
+	member := suite.Extract(joinerSecret, pskSecret)
+	defer clear(member)
+	ws, err := suite.DeriveSecret(member, "welcome")
+	if err != nil {
+		return nil, fmt.Errorf("welcome_secret: %w", err)
+	}
+	return ws, nil
+}
+
 // WelcomeKeyNonce derives the AEAD key and nonce that protect the GroupInfo
 // of a Welcome (RFC 9420 §12.4.3.1):
 //

@@ -171,7 +171,8 @@ type Tree struct {
 // (RFC 9420 §8, §9) for a ratchet tree of leafCount leaves. The tree has the
 // shape of the ratchet tree, which §7.7 keeps full; a leafCount that is not a
 // power of two is the member span of the full tree of FullLeafCount leaves,
-// whose leaves from leafCount on are refused. encryptionSecret is copied.
+// whose leaves from leafCount on are refused. encryptionSecret is copied; the
+// tree consumes it (§9.2), so the caller zeroes its own copy afterwards.
 func New(suite *ciphersuite.Suite, encryptionSecret []byte, leafCount treemath.LeafCount, cfg Config) (*Tree, error) {
 	if len(encryptionSecret) != suite.HashSize() {
 		return nil, fmt.Errorf("secret tree: encryption_secret of %d bytes, want %d", len(encryptionSecret), suite.HashSize())
