@@ -29,7 +29,7 @@ func externalProposalAllowed(t wire.ProposalType) bool {
 // wire format (RFC 9420 §6, §6.1, §6.3.2, §12.1.8): application data only in
 // a PrivateMessage; non-members only in a PublicMessage; external senders
 // only allowed proposals, new_member_proposal senders only Add, and
-// new_member_commit senders only commits.
+// new_member_commit senders only commits with a path.
 func checkSender(wf wire.WireFormat, c *wire.FramedContent) error {
 	switch wf {
 	case wire.WireFormatPublicMessage:
@@ -63,6 +63,11 @@ func checkSender(wf wire.WireFormat, c *wire.FramedContent) error {
 	case wire.SenderTypeNewMemberCommit:
 		if c.ContentType != wire.ContentTypeCommit || c.Commit == nil {
 			return fmt.Errorf("%w: new_member_commit sender with %v content", ErrSenderNotAllowed, c.ContentType)
+		}
+		// The path's LeafNode carries the joiner's signature key, so an
+		// external commit without one cannot be authenticated (§12.4.3.2).
+		if c.Commit.Path == nil {
+			return fmt.Errorf("%w: external commit without a path", ErrSenderNotAllowed)
 		}
 		return nil
 	}

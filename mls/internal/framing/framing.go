@@ -30,10 +30,21 @@ import (
 	"github.com/meshchat/meshchat/mls/internal/wire"
 )
 
-// Errors callers branch on with errors.Is. Failures of the secret tree
-// (secrettree.ErrGenerationTooFar, secrettree.ErrKeyConsumed) and of decoding
-// (wire.ErrMalformed) are passed through wrapped, under their own sentinels.
+// Errors callers branch on with errors.Is. Failures of the secret tree and of
+// decoding keep their own sentinels, repeated here under the names
+// ErrGenerationTooFar, ErrKeyConsumed and ErrMalformed so that callers of
+// this package need no other.
 var (
+	// ErrGenerationTooFar reports a PrivateMessage whose generation lies
+	// beyond the secret tree's forward window (RFC 9420 §9.2).
+	ErrGenerationTooFar = secrettree.ErrGenerationTooFar
+	// ErrKeyConsumed reports a PrivateMessage whose key was used already (a
+	// replay) or dropped from the out-of-order window (RFC 9420 §9.2).
+	ErrKeyConsumed = secrettree.ErrKeyConsumed
+	// ErrMalformed reports a decrypted PrivateMessageContent or SenderData
+	// that does not parse (RFC 9420 §6.3).
+	ErrMalformed = wire.ErrMalformed
+
 	// ErrBadSignature reports a FramedContentTBS signature that does not
 	// verify under the sender's signature key (RFC 9420 §6.1).
 	ErrBadSignature = errors.New("framing: bad signature")

@@ -170,8 +170,8 @@ func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding PaddingPol
 // AEAD; that the SenderData names a non-blank leaf (roster says which leaves
 // are members; 0xffffffff and any other index past the tree fail with
 // ErrSenderNotMember); the generation window and consumed keys of the secret
-// tree (secrettree.ErrGenerationTooFar, secrettree.ErrKeyConsumed); the
-// content AEAD under the reuse-guarded nonce; and all-zero padding. The
+// tree (ErrGenerationTooFar, ErrKeyConsumed); the content AEAD under the
+// reuse-guarded nonce; and all-zero padding (ErrNonZeroPadding). The
 // ratchet generation is consumed only once the content AEAD has succeeded, so
 // a forged or corrupted message leaves the secret tree as it was. The
 // signature is checked next, by Verify.
