@@ -321,7 +321,7 @@ func (g *Group) processCommit(v *framing.Verified, consumed *secrettree.Tree) (*
 		}
 	}
 
-	initSecret := g.ks.InitSecret
+	initSecret := g.ks.init
 	if external {
 		if initSecret, err = g.externalInitSecret(ap.externalInit); err != nil {
 			return nil, err
@@ -355,7 +355,7 @@ func checkResync(ap *applied, leaf *wire.LeafNode) error {
 // its ExternalInit proposal and the epoch's external key pair (RFC 9420
 // §8.3).
 func (g *Group) externalInitSecret(ei *wire.ExternalInit) ([]byte, error) {
-	priv, _, err := g.cs.DeriveKeyPair(g.ks.ExternalSecret)
+	priv, _, err := g.cs.DeriveKeyPair(g.ks.external)
 	if err != nil {
 		return nil, fmt.Errorf("external key pair: %w", err)
 	}
@@ -590,7 +590,7 @@ func (g *Group) Commit(opts *CommitOptions) (*PendingCommit, error) {
 // advanceOwn is advance for a commit this member creates: it computes the
 // confirmation tag instead of checking it.
 func (g *Group) advanceOwn(ac *wire.AuthenticatedContent, ap *applied, commitSecret []byte, priv *privState) (*Group, *keyschedule.EpochSecrets, error) {
-	return g.advance(ac, ap, g.ks.InitSecret, commitSecret, priv, nil, nil)
+	return g.advance(ac, ap, g.ks.init, commitSecret, priv, nil, nil)
 }
 
 // commitList builds the proposal list of a commit this member creates:

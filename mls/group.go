@@ -47,7 +47,7 @@ type Group struct {
 
 	// ks is shared with the states derived from this one and never
 	// modified.
-	ks *keyschedule.EpochSecrets
+	ks *epochSecrets
 
 	// stree and framer are owned by this Group and change as messages are
 	// sent and opened.
@@ -66,6 +66,44 @@ type Group struct {
 	removed bool
 	// reinit is the ReInit proposal of the commit that began this epoch.
 	reinit *wire.ReInit
+}
+
+// epochSecrets are the secrets of the current epoch a Group uses after
+// the epoch has begun (RFC 9420 §8, "Epoch-Derived Secrets"): the
+// encryption secret lives on in the secret tree, and joiner and welcome
+// secrets are forgotten. The slices are never modified.
+type epochSecrets struct {
+	senderData, exporter, external, confirmation, membership, resumption, authenticator, init []byte
+}
+
+func newEpochSecrets(ks *keyschedule.EpochSecrets) *epochSecrets {
+	return &epochSecrets{
+		senderData:    ks.SenderDataSecret,
+		exporter:      ks.ExporterSecret,
+		external:      ks.ExternalSecret,
+		confirmation:  ks.ConfirmationKey,
+		membership:    ks.MembershipKey,
+		resumption:    ks.ResumptionPSK,
+		authenticator: ks.EpochAuthenticator,
+		init:          ks.InitSecret,
+	}
+}
+
+// all lists the secrets in their persisted order.
+func (e *epochSecrets) all() []*[]byte {
+	return []*[]byte{&e.senderData, &e.exporter, &e.external, &e.confirmation, &e.membership, &e.resumption, &e.authenticator, &e.init}
+}
+
+// export is MLS-Exporter(Label, Context, Length) (RFC 9420 §8.5):
+// ExpandWithLabel(DeriveSecret(exporter_secret, Label), "exported",
+// Hash(Context), Length).
+func (e *epochSecrets) export(cs *ciphersuite.Suite, label string, context []byte, length int) ([]byte, error) {
+	secret, err := cs.DeriveSecret(e.exporter, label)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(secret)
+	return cs.ExpandWithLabel(secret, "exported", cs.Hash(context), length)
 }
 
 // pastEpoch is what is kept of an earlier epoch to open its delayed
@@ -170,7 +208,7 @@ func newGroup(st epochState) (*Group, error) {
 		tree:    st.tree,
 		priv:    st.priv,
 		myLeaf:  uint32(st.priv.leaf),
-		ks:      st.ks,
+		ks:      newEpochSecrets(st.ks),
 		stree:   stree,
 		past:    st.past,
 		reinit:  st.reinit,
@@ -185,8 +223,8 @@ func newGroup(st epochState) (*Group, error) {
 // Group's own secret tree.
 func (g *Group) newFramer() (*framing.Epoch, error) {
 	f, err := framing.NewEpoch(g.cs, &g.ctx, framing.EpochKeys{
-		MembershipKey:    g.ks.MembershipKey,
-		SenderDataSecret: g.ks.SenderDataSecret,
+		MembershipKey:    g.ks.membership,
+		SenderDataSecret: g.ks.senderData,
 		SecretTree:       g.stree,
 	})
 	if err != nil {
@@ -209,9 +247,9 @@ func (g *Group) retainedAfterCommit(cur *secrettree.Tree) ([]*pastEpoch, error) 
 			epoch:         g.ctx.Epoch,
 			ctx:           g.ctx,
 			tree:          g.tree,
-			senderData:    g.ks.SenderDataSecret,
+			senderData:    g.ks.senderData,
 			stree:         cur,
-			resumptionPSK: g.ks.ResumptionPSK,
+			resumptionPSK: g.ks.resumption,
 		}
 		if err := pe.initFramer(g.cs); err != nil {
 			return nil, err
@@ -321,7 +359,7 @@ func (g *Group) EpochAuthenticator() []byte {
 	if g.removed {
 		return nil
 	}
-	return bytes.Clone(g.ks.EpochAuthenticator)
+	return bytes.Clone(g.ks.authenticator)
 }
 
 // Export derives length bytes bound to the current epoch, label and context
@@ -331,7 +369,7 @@ func (g *Group) Export(label string, context []byte, length int) ([]byte, error)
 	if g.removed {
 		return nil, fmt.Errorf("export: %w", ErrRemoved)
 	}
-	out, err := g.ks.Exporter(label, context, length)
+	out, err := g.ks.export(g.cs, label, context, length)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -344,7 +382,7 @@ func (g *Group) ResumptionPSK() []byte {
 	if g.removed {
 		return nil
 	}
-	return bytes.Clone(g.ks.ResumptionPSK)
+	return bytes.Clone(g.ks.resumption)
 }
 
 // RatchetTree returns the encoded ratchet tree (RFC 9420 §12.4.3.3), for

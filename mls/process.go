@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 
@@ -85,6 +86,11 @@ func (g *Group) processPublic(pm *wire.PublicMessage) (*Received, error) {
 		return nil, fmt.Errorf("application data in a PublicMessage: %w", ErrMalformed)
 	}
 	if _, err := g.checkEpoch(c.GroupID, c.Epoch, false); err != nil {
+		if c.ContentType == wire.ContentTypeCommit && c.Epoch+1 == g.ctx.Epoch && len(g.confTag) > 0 &&
+			hmac.Equal(pm.Auth.ConfirmationTag, g.confTag) {
+			// The commit that began this epoch, delivered again.
+			return nil, fmt.Errorf("commit of epoch %d already applied: %w: %w", c.Epoch, ErrReplay, ErrWrongEpoch)
+		}
 		return nil, err
 	}
 	u, err := g.framer.UnprotectPublic(pm)
@@ -132,7 +138,7 @@ func (g *Group) processPrivate(pm *wire.PrivateMessage) (*Received, error) {
 			return nil, err
 		}
 		if framer, err = framing.NewEpoch(g.cs, &g.ctx, framing.EpochKeys{
-			MembershipKey: g.ks.MembershipKey, SenderDataSecret: g.ks.SenderDataSecret, SecretTree: stree,
+			MembershipKey: g.ks.membership, SenderDataSecret: g.ks.senderData, SecretTree: stree,
 		}); err != nil {
 			return nil, err
 		}
@@ -140,7 +146,7 @@ func (g *Group) processPrivate(pm *wire.PrivateMessage) (*Received, error) {
 	rost := roster{tree: g.tree, ctx: &g.ctx}
 	u, err := framer.UnprotectPrivate(pm, rost)
 	if err != nil {
-		if g.isOwnPrivate(pm, g.ks.SenderDataSecret) {
+		if g.isOwnPrivate(pm, g.ks.senderData) {
 			return nil, g.checkOwn(wire.MemberSender(g.myLeaf), pm.ContentType)
 		}
 		return nil, mapFramingError(err)

@@ -18,7 +18,7 @@ func (g *Group) pskSecret(id *wire.PreSharedKeyID) ([]byte, error) {
 			return nil, false
 		}
 		if epoch == g.ctx.Epoch && g.ks != nil {
-			return g.ks.ResumptionPSK, true
+			return g.ks.resumption, true
 		}
 		for _, pe := range g.past {
 			if pe.epoch == epoch {

@@ -50,7 +50,7 @@ func (g *Group) GroupInfo(opts *GroupInfoOptions) ([]byte, error) {
 func (g *Group) groupInfo(withTree, withExternalPub bool) (*wire.GroupInfo, error) {
 	gi := &wire.GroupInfo{GroupContext: g.ctx, ConfirmationTag: g.confTag, Signer: g.myLeaf}
 	if withExternalPub {
-		priv, pub, err := g.cs.DeriveKeyPair(g.ks.ExternalSecret)
+		priv, pub, err := g.cs.DeriveKeyPair(g.ks.external)
 		if err != nil {
 			return nil, fmt.Errorf("external key pair: %w", err)
 		}
@@ -236,12 +236,12 @@ func openWelcome(w *wire.Welcome, kps []*PrivateKeyPackage, cfg *Config) (*opene
 	}
 	// welcome_secret depends only on joiner_secret and psk_secret; the
 	// GroupContext is not known until the GroupInfo is decrypted.
-	pre, err := keyschedule.Join(cs, ow.secrets.JoinerSecret, ow.pskSecret, nil)
+	welcomeSecret, err := keyschedule.WelcomeSecret(cs, ow.secrets.JoinerSecret, ow.pskSecret)
 	if err != nil {
 		return nil, fmt.Errorf("welcome secret: %w", err)
 	}
-	defer pre.Retire()
-	key, nonce, err := keyschedule.WelcomeKeyNonce(cs, pre.WelcomeSecret)
+	defer clear(welcomeSecret)
+	key, nonce, err := keyschedule.WelcomeKeyNonce(cs, welcomeSecret)
 	if err != nil {
 		return nil, err
 	}
