@@ -186,6 +186,9 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 		if err := ap.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, addParams); err != nil {
 			return nil, rule(fmt.Errorf("add: %w", mapTreeError(err)))
 		}
+		if err := supportsExtensions(&kp.LeafNode, ap.ctx.Extensions); err != nil {
+			return nil, rule(fmt.Errorf("add: %w", err))
+		}
 		leaf, err := ap.tree.AddLeaf(&kp.LeafNode)
 		if err != nil {
 			return nil, rule(fmt.Errorf("add: %w", mapTreeError(err)))
@@ -209,6 +212,18 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 		}
 	}
 	return ap, nil
+}
+
+// supportsExtensions checks that a new member's leaf lists every
+// non-default GroupContext extension (RFC 9420 §13.4: a client adding a
+// member MUST verify it).
+func supportsExtensions(leaf *wire.LeafNode, exts wire.Extensions) error {
+	for _, e := range exts {
+		if !e.ExtensionType.IsDefault() && !listsExtension(leaf.Capabilities, e.ExtensionType) {
+			return fmt.Errorf("leaf lacks group context extension %v: %w", e.ExtensionType, ErrUnsupportedExtension)
+		}
+	}
+	return nil
 }
 
 // checkMembersSupport checks that every member of t supports every
