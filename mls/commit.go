@@ -534,7 +534,7 @@ func (g *Group) Commit(opts *CommitOptions) (*PendingCommit, error) {
 	priv := g.priv
 	if len(list) == 0 || ap.pathRequired || opts.ForcePath {
 		template := *ap.tree.Leaf(treemath.LeafIndex(g.myLeaf))
-		template.Capabilities = ownCapabilities(g.cfg, template.Extensions)
+		template.Capabilities = advertisedCapabilities(g.cfg, template.Extensions)
 		if ps, priv, err = generatePath(g.cs, ap.tree, treemath.LeafIndex(g.myLeaf), &template, g.id.key, g.ctx.GroupID, rand); err != nil {
 			return nil, fmt.Errorf("commit: %w", err)
 		}

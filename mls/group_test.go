@@ -500,6 +500,18 @@ func TestKeyPackageValidation(t *testing.T) {
 	if !bytes.Equal(parsed.Ref(), kp.Ref()) || string(parsed.Identity()) != "alice" || parsed.LastResort() {
 		t.Fatal("parsed key package differs")
 	}
+	greased := 0
+	for _, v := range parsed.kp.LeafNode.Capabilities.Extensions {
+		if wire.IsGREASE(uint16(v)) {
+			greased++
+		}
+	}
+	if greased != 1 {
+		t.Fatalf("%d GREASE extension types advertised, want 1", greased)
+	}
+	if err := checkOwnSupport(cfg, wire.Extensions{{ExtensionType: parsed.kp.LeafNode.Capabilities.Extensions[len(parsed.kp.LeafNode.Capabilities.Extensions)-1]}}); !errors.Is(err, ErrUnsupportedExtension) {
+		t.Fatalf("GREASE counted as supported: %v", err)
+	}
 	nb, na := parsed.Lifetime()
 	if !nb.Before(now) || !na.After(now) {
 		t.Fatalf("lifetime %v..%v", nb, na)

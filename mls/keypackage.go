@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/meshchat/meshchat/mls/internal/ciphersuite"
@@ -92,7 +93,7 @@ func NewKeyPackage(id *Identity, cfg *Config, opts *KeyPackageOptions) (*Private
 		EncryptionKey:  encPub,
 		SignatureKey:   id.SignaturePublicKey(),
 		Credential:     id.credential(),
-		Capabilities:   ownCapabilities(cfg, kpExts, leafExts),
+		Capabilities:   advertisedCapabilities(cfg, kpExts, leafExts),
 		LeafNodeSource: wire.LeafNodeSourceKeyPackage,
 		Lifetime:       wire.Lifetime{NotBefore: unixSeconds(notBefore), NotAfter: unixSeconds(notAfter)},
 		Extensions:     leafExts,
@@ -317,6 +318,24 @@ func ownCapabilities(cfg *Config, used ...wire.Extensions) wire.Capabilities {
 			add(e.ExtensionType)
 		}
 	}
+	return caps
+}
+
+// advertisedCapabilities is ownCapabilities with one random GREASE value
+// added to each list (RFC 9420 §13.5), so that peers that wrongly reject
+// unknown values are found out. Only advertised lists carry GREASE; this
+// client's own view of what it supports (ownCapabilities) never does.
+func advertisedCapabilities(cfg *Config, used ...wire.Extensions) wire.Capabilities {
+	caps := ownCapabilities(cfg, used...)
+	var r [4]byte
+	if _, err := io.ReadFull(cfg.rand(), r[:]); err != nil {
+		return caps
+	}
+	grease := func(i int) uint16 { return 0x0A0A + uint16(r[i]%15)*0x1010 }
+	caps.CipherSuites = append(caps.CipherSuites, wire.CipherSuite(grease(0)))
+	caps.Extensions = append(caps.Extensions, wire.ExtensionType(grease(1)))
+	caps.Proposals = append(caps.Proposals, wire.ProposalType(grease(2)))
+	caps.Credentials = append(caps.Credentials, wire.CredentialType(grease(3)))
 	return caps
 }
 

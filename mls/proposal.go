@@ -96,7 +96,7 @@ func (g *Group) buildProposal(p Proposal) (*wire.Proposal, []byte, error) {
 		leaf.LeafNodeSource = wire.LeafNodeSourceUpdate
 		leaf.Lifetime = wire.Lifetime{}
 		leaf.ParentHash = nil
-		leaf.Capabilities = ownCapabilities(g.cfg, leaf.Extensions)
+		leaf.Capabilities = advertisedCapabilities(g.cfg, leaf.Extensions)
 		if err := tree.SignLeafNode(g.cs, &leaf, g.id.key, g.ctx.GroupID, treemath.LeafIndex(g.myLeaf)); err != nil {
 			return nil, nil, err
 		}
