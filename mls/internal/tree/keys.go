@@ -64,14 +64,9 @@ func (t *Tree) buildEncryptionIndex() (map[string]uint32, duplicate) {
 		}
 		m[string(key)] = at
 	}
-	for i, l := range t.leaves {
-		if l != nil {
-			put(l.EncryptionKey, uint32(2*i))
-		}
-	}
-	for i, p := range t.parents {
-		if p != nil {
-			put(p.EncryptionKey, uint32(2*i+1))
+	for x := range t.width() {
+		if key := t.EncryptionKey(NodeIndex(x)); key != nil {
+			put(key, x)
 		}
 	}
 	return m, dup
@@ -79,9 +74,10 @@ func (t *Tree) buildEncryptionIndex() (map[string]uint32, duplicate) {
 
 // buildSignatureIndex scans every leaf for its signature key.
 func (t *Tree) buildSignatureIndex() (map[string]uint32, duplicate) {
-	m := make(map[string]uint32, len(t.leaves))
+	m := make(map[string]uint32, t.creds.members)
 	var dup duplicate
-	for i, l := range t.leaves {
+	for i := range t.n {
+		l := t.leafAt(LeafIndex(i))
 		if l == nil {
 			continue
 		}
@@ -111,7 +107,7 @@ func (t *Tree) ensureIndexes() {
 // maybeCompactIndexes rebuilds the shared base of an index whose delta has
 // grown too large to copy cheaply on Clone.
 func (t *Tree) maybeCompactIndexes() {
-	limit := 256 + len(t.leaves)/32
+	limit := 256 + int(t.n)/32
 	if len(t.encKeys.delta) > limit {
 		t.encKeys.base, _ = t.buildEncryptionIndex()
 		t.encKeys.delta = nil

@@ -197,8 +197,8 @@ func (t *Tree) checkCredentialSupport(leaf *wire.LeafNode, replaced int) error {
 	}
 	// Counts over the other members: drop the replaced leaf's contribution.
 	var old *wire.LeafNode
-	if replaced >= 0 && replaced < len(t.leaves) {
-		old = t.leaves[replaced]
+	if replaced >= 0 {
+		old = t.Leaf(LeafIndex(replaced))
 	}
 	others := t.creds.members
 	if old != nil {
