@@ -568,3 +568,26 @@ func TestIdentityRoundTrip(t *testing.T) {
 		t.Fatalf("unknown version: %v", err)
 	}
 }
+
+func TestInspect(t *testing.T) {
+	a, b := newTestClient(t, "alice", nil), newTestClient(t, "bob", nil)
+	gs := newGroupOf(t, nil, a, b)
+	pc := must[*PendingCommit](t)(gs[1].Update())
+	info := must[*MessageInfo](t)(Inspect(pc.Commit))
+	if info.WireFormat != WireFormatPublicMessage || info.Kind != CommitMessage || info.Epoch != 1 ||
+		!bytes.Equal(info.GroupID, gs[0].ID()) || info.Sender.Kind != SenderMember || info.Sender.Index != gs[1].LeafIndex() {
+		t.Fatalf("commit info %+v", info)
+	}
+	msg := must[[]byte](t)(gs[0].Seal([]byte("x"), nil))
+	info = must[*MessageInfo](t)(Inspect(msg))
+	if info.WireFormat != WireFormatPrivateMessage || info.Kind != ApplicationMessage || info.Sender != nil {
+		t.Fatalf("application info %+v", info)
+	}
+	info = must[*MessageInfo](t)(Inspect(a.kp.KeyPackage().Bytes()))
+	if info.WireFormat != WireFormatKeyPackage || info.GroupID != nil {
+		t.Fatalf("key package info %+v", info)
+	}
+	if _, err := Inspect([]byte{0, 1}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
