@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -589,5 +590,109 @@ func TestInspect(t *testing.T) {
 	}
 	if _, err := Inspect([]byte{0, 1}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("truncated: %v", err)
+	}
+}
+
+// TestRandomOperations drives a group through random adds, removes,
+// updates, proposals by reference and reloads from persisted state, checking
+// after every epoch that all members agree and read each other.
+func TestRandomOperations(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	cfg := &Config{}
+	type member struct {
+		name string
+		g    *Group
+	}
+	first := newTestClient(t, "m0", cfg)
+	members := []*member{{"m0", must[*Group](t)(NewGroup(first.id, cfg, nil))}}
+	next := 1
+	var pendingKPs []*PrivateKeyPackage // proposed Adds not yet committed
+	epochs := 30
+	if testing.Short() {
+		epochs = 10
+	}
+	for e := 0; e < epochs; e++ {
+		committer := members[rng.IntN(len(members))]
+		// Some members propose first.
+		var proposals [][]byte
+		if len(members) > 2 && rng.IntN(3) == 0 {
+			p := members[rng.IntN(len(members))]
+			var msg []byte
+			switch rng.IntN(3) {
+			case 0:
+				msg = must[[]byte](t)(p.g.ProposeUpdate())
+			case 1:
+				c := newTestClient(t, fmt.Sprintf("m%d", next), cfg)
+				next++
+				msg = must[[]byte](t)(p.g.ProposeAdd(c.kp.KeyPackage()))
+				pendingKPs = append(pendingKPs, c.kp)
+			default:
+				victim := members[rng.IntN(len(members))]
+				if victim != committer && victim != p {
+					msg = must[[]byte](t)(p.g.ProposeRemove(victim.g.LeafIndex()))
+				}
+			}
+			if msg != nil {
+				proposals = append(proposals, msg)
+				for _, m := range members {
+					if m != p {
+						process(t, m.g, msg)
+					}
+				}
+			}
+		}
+		opts := &CommitOptions{ForcePath: rng.IntN(2) == 0}
+		var added []*PrivateKeyPackage
+		for i := rng.IntN(3); i > 0; i-- {
+			c := newTestClient(t, fmt.Sprintf("m%d", next), cfg)
+			next++
+			opts.Add = append(opts.Add, c.kp.KeyPackage())
+			added = append(added, c.kp)
+		}
+		if len(members) > 3 && rng.IntN(3) == 0 {
+			victim := members[rng.IntN(len(members))]
+			if victim != committer {
+				opts.Remove = append(opts.Remove, victim.g.LeafIndex())
+			}
+		}
+		pc := must[*PendingCommit](t)(committer.g.Commit(opts))
+		var survivors []*member
+		for _, m := range members {
+			if m == committer {
+				m.g = pc.Next
+			} else {
+				r := process(t, m.g, pc.Commit)
+				if r.Next.Removed() {
+					continue
+				}
+				m.g = r.Next
+			}
+			survivors = append(survivors, m)
+		}
+		members = survivors
+		if pc.Welcome != nil {
+			for _, kp := range append(added, pendingKPs...) {
+				g, err := Join(pc.Welcome, []*PrivateKeyPackage{kp}, cfg, nil)
+				if errors.Is(err, ErrWelcomeNotForUs) {
+					continue
+				}
+				if err != nil {
+					t.Fatalf("epoch %d join: %v", e, err)
+				}
+				members = append(members, &member{string(kp.Identity().Name()), g})
+			}
+		}
+		pendingKPs = nil
+		// Reload a random member from its persisted state.
+		m := members[rng.IntN(len(members))]
+		m.g = must[*Group](t)(LoadGroup(state(t, m.g), cfg))
+		gs := make([]*Group, len(members))
+		for i, m := range members {
+			gs[i] = m.g
+		}
+		checkAgree(t, gs...)
+	}
+	if len(members) < 3 {
+		t.Logf("ended with %d members", len(members))
 	}
 }
