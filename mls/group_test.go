@@ -148,6 +148,12 @@ func TestProposalsByReference(t *testing.T) {
 	if _, err := alice.Seal([]byte("x"), nil); !errors.Is(err, ErrPendingProposals) {
 		t.Fatalf("seal with pending proposals: %v", err)
 	}
+	// A proposal dropped by policy is no longer pending.
+	ref := alice.PendingProposals()[1].Ref
+	if !alice.DropProposal(ref) || alice.DropProposal(ref) || len(alice.PendingProposals()) != 1 {
+		t.Fatal("drop proposal")
+	}
+	process(t, alice, updCarol)
 	if _, err := bob.ProcessMessage(addDave); !errors.Is(err, ErrOwnMessage) {
 		t.Fatalf("own proposal echoed: %v", err)
 	}

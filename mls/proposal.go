@@ -343,6 +343,21 @@ func (g *Group) PendingProposals() []Proposal {
 	return out
 }
 
+// DropProposal removes the cached proposal with ProposalRef ref (as
+// Proposal.Ref reports it), for a proposal the application's policy rejects
+// (RFC 9420 §12.2 lets applications add rules). A commit by another member
+// that references it is then rejected with ErrUnknownProposal. It reports
+// whether the proposal was cached.
+func (g *Group) DropProposal(ref []byte) bool {
+	for i, cp := range g.proposals {
+		if bytes.Equal(cp.ref, ref) {
+			g.proposals = append(g.proposals[:i:i], g.proposals[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
 // describe turns a wire proposal into its public description. t is the
 // tree the sender is looked up in.
 func (g *Group) describe(p *wire.Proposal, sender wire.Sender, ref []byte, t *tree.Tree) Proposal {
