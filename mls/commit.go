@@ -615,7 +615,7 @@ func (g *Group) commitList(opts *CommitOptions, me wire.Sender) ([]resolved, []w
 	var list []resolved
 	var refs []wire.ProposalOrRef
 	inline := func(p *wire.Proposal) error {
-		if err := g.checkProposal(p, me); err != nil {
+		if err := g.checkProposal(p, me, true); err != nil {
 			return err
 		}
 		list = append(list, resolved{p: p, sender: me})
