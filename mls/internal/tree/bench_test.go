@@ -140,6 +140,8 @@ func BenchmarkCreatePath(b *testing.B) {
 		tr := f.tree.Clone()
 		const sender = 0
 		b.ReportAllocs()
+		cpu := startCPU()
+		defer cpu.report(b)
 		for b.Loop() {
 			ps, err := tr.GenerateUpdatePath(sender, tr.Leaf(sender), f.signers[sender], f.groupID, rand.Reader)
 			if err != nil {
@@ -168,6 +170,8 @@ func BenchmarkProcessPath(b *testing.B) {
 		priv := f.private(b, tr, receiver)
 		p := f.params(b)
 		b.ReportAllocs()
+		cpu := startCPU()
+		defer cpu.report(b)
 		k := 0
 		for b.Loop() {
 			up := set.paths[k%len(set.paths)]
@@ -222,6 +226,8 @@ func BenchmarkValidateJoin(b *testing.B) {
 		}
 		p := f.params(b)
 		b.ReportAllocs()
+		cpu := startCPU()
+		defer cpu.report(b)
 		for b.Loop() {
 			tr, err := Decode(f.suite, enc)
 			if err != nil {
