@@ -47,13 +47,34 @@ func (x *Extensions) Encode(b *cryptobyte.Builder) {
 // Decode implements Decoder; a duplicate extension type is malformed
 // (RFC 9420 §13.4).
 func (x *Extensions) Decode(s *cryptobyte.String) bool {
-	var list []Extension
-	if !readList(s, &list) {
+	list := Extensions{}
+	if !codec.ReadList(s, func(s *cryptobyte.String) bool {
+		var e Extension
+		if !s.ReadUint16((*uint16)(&e.ExtensionType)) || !readAlias(s, &e.ExtensionData) {
+			return false
+		}
+		list = append(list, e)
+		return true
+	}) {
 		return false
 	}
+	if _, dup := list.Duplicate(); dup {
+		return false
+	}
+	// Give all payloads one fresh allocation instead of one each, as own
+	// does for the fields of a struct.
+	n := 0
+	for _, e := range list {
+		n += len(e.ExtensionData)
+	}
+	buf := make([]byte, 0, n)
+	for i := range list {
+		start := len(buf)
+		buf = append(buf, list[i].ExtensionData...)
+		list[i].ExtensionData = buf[start:len(buf):len(buf)]
+	}
 	*x = list
-	_, dup := x.Duplicate()
-	return !dup
+	return true
 }
 
 // smallList is the list length up to which Duplicate compares pairs instead

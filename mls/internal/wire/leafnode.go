@@ -37,6 +37,37 @@ func (x *Capabilities) Decode(s *cryptobyte.String) bool {
 		readUint16List(s, &x.Credentials)
 }
 
+// HasVersion reports whether v is listed in Versions.
+func (x *Capabilities) HasVersion(v ProtocolVersion) bool { return contains(x.Versions, v) }
+
+// HasCipherSuite reports whether cs is listed in CipherSuites.
+func (x *Capabilities) HasCipherSuite(cs CipherSuite) bool { return contains(x.CipherSuites, cs) }
+
+// HasExtension reports whether t is supported: listed in Extensions, or one
+// of the default extension types every client supports (RFC 9420 §7.2).
+func (x *Capabilities) HasExtension(t ExtensionType) bool {
+	return t.IsDefault() || contains(x.Extensions, t)
+}
+
+// HasProposal reports whether t is supported: listed in Proposals, or one of
+// the default proposal types every client supports (RFC 9420 §7.2).
+func (x *Capabilities) HasProposal(t ProposalType) bool {
+	return t.IsDefault() || contains(x.Proposals, t)
+}
+
+// HasCredential reports whether t is listed in Credentials. There are no
+// default credential types (RFC 9420 §11.1).
+func (x *Capabilities) HasCredential(t CredentialType) bool { return contains(x.Credentials, t) }
+
+func contains[T comparable](list []T, v T) bool {
+	for _, e := range list {
+		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
 // Lifetime is the validity window of a LeafNode from a KeyPackage, in
 // seconds since the Unix epoch (RFC 9420 §7.2).
 type Lifetime struct {
@@ -93,10 +124,11 @@ func (x *LeafNode) encodeContent(b *cryptobyte.Builder) {
 	x.Extensions.Encode(b)
 }
 
-// decodeContent reads the fields that LeafNode and LeafNodeTBS share.
+// decodeContent reads the fields that LeafNode and LeafNodeTBS share. The
+// direct byte fields alias s until the caller passes them to own.
 func (x *LeafNode) decodeContent(s *cryptobyte.String) bool {
-	if !codec.ReadOpaque(s, &x.EncryptionKey) ||
-		!codec.ReadOpaque(s, &x.SignatureKey) ||
+	if !readAlias(s, &x.EncryptionKey) ||
+		!readAlias(s, &x.SignatureKey) ||
 		!x.Credential.Decode(s) ||
 		!x.Capabilities.Decode(s) ||
 		!s.ReadUint8((*uint8)(&x.LeafNodeSource)) {
@@ -109,7 +141,7 @@ func (x *LeafNode) decodeContent(s *cryptobyte.String) bool {
 		}
 	case LeafNodeSourceUpdate:
 	case LeafNodeSourceCommit:
-		if !codec.ReadOpaque(s, &x.ParentHash) {
+		if !readAlias(s, &x.ParentHash) {
 			return false
 		}
 	default:
@@ -127,7 +159,11 @@ func (x *LeafNode) Encode(b *cryptobyte.Builder) {
 // Decode implements Decoder.
 func (x *LeafNode) Decode(s *cryptobyte.String) bool {
 	*x = LeafNode{}
-	return x.decodeContent(s) && codec.ReadOpaque(s, &x.Signature)
+	if !x.decodeContent(s) || !readAlias(s, &x.Signature) {
+		return false
+	}
+	own(&x.EncryptionKey, &x.SignatureKey, &x.ParentHash, &x.Signature)
+	return true
 }
 
 // TBS returns the LeafNodeTBS that x's signature covers. groupID and
@@ -167,6 +203,7 @@ func (x *LeafNodeTBS) Decode(s *cryptobyte.String) bool {
 	if !x.LeafNode.decodeContent(s) {
 		return false
 	}
+	own(&x.LeafNode.EncryptionKey, &x.LeafNode.SignatureKey, &x.LeafNode.ParentHash)
 	switch x.LeafNode.LeafNodeSource {
 	case LeafNodeSourceUpdate, LeafNodeSourceCommit:
 		return codec.ReadOpaque(s, &x.GroupID) && s.ReadUint32(&x.LeafIndex)

@@ -40,10 +40,14 @@ func (x *ParentNode) Encode(b *cryptobyte.Builder) {
 // Decode implements Decoder.
 func (x *ParentNode) Decode(s *cryptobyte.String) bool {
 	*x = ParentNode{}
-	return codec.ReadOpaque(s, &x.EncryptionKey) &&
-		codec.ReadOpaque(s, &x.ParentHash) &&
-		readUint32List(s, &x.UnmergedLeaves) &&
-		x.unmergedSorted()
+	if !readAlias(s, &x.EncryptionKey) ||
+		!readAlias(s, &x.ParentHash) ||
+		!readUint32List(s, &x.UnmergedLeaves) ||
+		!x.unmergedSorted() {
+		return false
+	}
+	own(&x.EncryptionKey, &x.ParentHash)
+	return true
 }
 
 // Node is a non-blank node of a ratchet tree as the ratchet_tree extension
@@ -130,41 +134,68 @@ func (x *RatchetTree) Encode(b *cryptobyte.Builder) {
 	})
 }
 
-// Decode implements Decoder.
+// Decode implements Decoder. Nodes are carved out of chunked slabs (see
+// slab), so a tree costs a few allocations per node for its byte fields and
+// lists, not one more per struct, and never copies a decoded node.
 func (x *RatchetTree) Decode(s *cryptobyte.String) bool {
 	*x = nil
-	// Blank nodes cost one byte and non-blank ones far more, so the body
-	// length bounds the node count; nodes are allocated in one slab.
-	var slab []Node
-	var present []bool
+	var (
+		tree    RatchetTree
+		nodes   slab[Node]
+		leaves  slab[LeafNode]
+		parents slab[ParentNode]
+	)
 	ok := codec.ReadList(s, func(s *cryptobyte.String) bool {
-		var n Node
-		var here bool
-		if !codec.ReadOptional(s, &here, n.Decode) {
+		var present bool
+		var node *Node
+		if !codec.ReadOptional(s, &present, func(s *cryptobyte.String) bool {
+			var kind NodeType
+			if !s.ReadUint8((*uint8)(&kind)) {
+				return false
+			}
+			// Leaves sit at even positions, parents at odd ones (§12.4.3.3).
+			leafPosition := len(tree)%2 == 0
+			switch {
+			case kind == NodeTypeLeaf && leafPosition:
+				leaf := leaves.next()
+				node = nodes.next()
+				*node = Node{NodeType: kind, Leaf: leaf}
+				return leaf.Decode(s)
+			case kind == NodeTypeParent && !leafPosition:
+				parent := parents.next()
+				node = nodes.next()
+				*node = Node{NodeType: kind, Parent: parent}
+				return parent.Decode(s)
+			}
+			return false
+		}) {
 			return false
 		}
-		if here && (n.NodeType == NodeTypeLeaf) != (len(present)%2 == 0) {
-			return false
-		}
-		present = append(present, here)
-		if here {
-			slab = append(slab, n)
-		}
+		tree = append(tree, node)
 		return true
 	})
-	if !ok || len(present) == 0 || !present[len(present)-1] {
+	// The last entry must be non-blank; an empty tree is malformed too.
+	if !ok || len(tree) == 0 || tree[len(tree)-1] == nil {
 		return false
-	}
-	tree := make(RatchetTree, len(present))
-	j := 0
-	for i, here := range present {
-		if here {
-			tree[i] = &slab[j]
-			j++
-		}
 	}
 	*x = tree
 	return true
+}
+
+// slab hands out zeroed values from chunks that grow from 4 to 256 entries,
+// so many small structures cost few allocations. Chunks never move, so the
+// pointers stay valid.
+type slab[T any] struct {
+	chunk []T
+}
+
+func (a *slab[T]) next() *T {
+	if len(a.chunk) == cap(a.chunk) {
+		size := min(max(2*cap(a.chunk), 4), 256)
+		a.chunk = make([]T, 0, size)
+	}
+	a.chunk = a.chunk[:len(a.chunk)+1]
+	return &a.chunk[len(a.chunk)-1]
 }
 
 // LeafCount is the number of leaves of the full tree the encoding stands
@@ -192,7 +223,11 @@ func (x *HPKECiphertext) Encode(b *cryptobyte.Builder) {
 // Decode implements Decoder.
 func (x *HPKECiphertext) Decode(s *cryptobyte.String) bool {
 	*x = HPKECiphertext{}
-	return codec.ReadOpaque(s, &x.KEMOutput) && codec.ReadOpaque(s, &x.Ciphertext)
+	if !readAlias(s, &x.KEMOutput) || !readAlias(s, &x.Ciphertext) {
+		return false
+	}
+	own(&x.KEMOutput, &x.Ciphertext)
+	return true
 }
 
 // UpdatePathNode is the new public key of one node on the committer's

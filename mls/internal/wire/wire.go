@@ -113,6 +113,37 @@ func invalid(b *cryptobyte.Builder, format string, args ...any) {
 	b.SetError(fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...)))
 }
 
+// readAlias reads opaque<V> into out without copying. Decoders use it for
+// the byte fields of one structure and then pass them all to own, so that the
+// structure gets its own copy in a single allocation.
+func readAlias(s *cryptobyte.String, out *[]byte) bool {
+	var body cryptobyte.String
+	if !codec.ReadVector(s, &body) {
+		return false
+	}
+	*out = body
+	return true
+}
+
+// own replaces every non-nil field with a copy, all copies sharing one fresh
+// allocation. Each copy is capped at its length, so appending to one field
+// reallocates instead of overwriting the next. Absent (nil) fields stay nil.
+func own(fields ...*[]byte) {
+	n := 0
+	for _, f := range fields {
+		n += len(*f)
+	}
+	buf := make([]byte, 0, n)
+	for _, f := range fields {
+		if *f == nil {
+			continue
+		}
+		start := len(buf)
+		buf = append(buf, *f...)
+		*f = buf[start:len(buf):len(buf)]
+	}
+}
+
 // uint16Enum is any of the two-byte code point types.
 type uint16Enum interface {
 	~uint16
