@@ -14,7 +14,7 @@ import (
 // DHKEM, KDF and AEAD, and the MLS operations built on it (RFC 9420 §5.1.3,
 // §8.3). It is written here rather than taken from circl/hpke or
 // crypto/hpke because MLS needs what neither gives: DeriveKeyPair on secrets
-// shorter than Nsk (circl panics), ephemeral keys drawn from the caller's
+// whose length is not Nsk (circl panics), ephemeral keys drawn from the caller's
 // reader (crypto/hpke ignores it), and no per-call parsing into library key
 // objects. BenchmarkHPKEImpl compares the three; the interop tests check this
 // one against both.
@@ -67,38 +67,39 @@ func (c *hpkeContext) zero() {
 // keySchedule is RFC 9180 §5.1 KeyScheduleBase(shared_secret, info) with
 // the default (empty) PSK. It derives only what the caller needs:
 // encryption keys, the exporter secret, or both.
-func (s *Suite) keySchedule(sharedSecret, info []byte, wantAEAD, wantExporter bool) (*hpkeContext, error) {
-	infoHash := labeledExtract(s.newHash, s.hpkeSuiteID, nil, "info_hash", info)
+func (s *Suite) keySchedule(sharedSecret, info []byte, wantAEAD, wantExporter bool) (hpkeContext, error) {
+	infoHash := s.hpkeKDF.extract(nil, labelInfoHash, info)
 	ksc := make([]byte, 0, 1+len(s.pskIDHash)+len(infoHash))
 	ksc = append(ksc, hpkeModeBase)
 	ksc = append(ksc, s.pskIDHash...)
 	ksc = append(ksc, infoHash...)
-	secret := labeledExtract(s.newHash, s.hpkeSuiteID, sharedSecret, "secret", nil)
+	secret := s.hpkeKDF.extract(sharedSecret, labelSecret, nil)
 	defer clear(secret)
+	mac := s.hpkeKDF.expander(secret)
 
 	var ctx hpkeContext
 	var err error
 	if wantAEAD {
-		if ctx.key, err = labeledExpand(s.newHash, s.hpkeSuiteID, secret, "key", ksc, s.AEADKeySize()); err != nil {
-			return nil, err
+		if ctx.key, err = s.hpkeKDF.expandWith(mac, labelKey, ksc, s.AEADKeySize()); err != nil {
+			return hpkeContext{}, err
 		}
-		if ctx.baseNonce, err = labeledExpand(s.newHash, s.hpkeSuiteID, secret, "base_nonce", ksc, s.AEADNonceSize()); err != nil {
+		if ctx.baseNonce, err = s.hpkeKDF.expandWith(mac, labelBaseNonce, ksc, s.AEADNonceSize()); err != nil {
 			ctx.zero()
-			return nil, err
+			return hpkeContext{}, err
 		}
 	}
 	if wantExporter {
-		if ctx.exporterSecret, err = labeledExpand(s.newHash, s.hpkeSuiteID, secret, "exp", ksc, s.HashSize()); err != nil {
+		if ctx.exporterSecret, err = s.hpkeKDF.expandWith(mac, labelExp, ksc, s.HashSize()); err != nil {
 			ctx.zero()
-			return nil, err
+			return hpkeContext{}, err
 		}
 	}
-	return &ctx, nil
+	return ctx, nil
 }
 
 // export is RFC 9180 §5.3 Context.Export(exporter_context, L).
 func (s *Suite) export(ctx *hpkeContext, exporterContext string, length int) ([]byte, error) {
-	return labeledExpand(s.newHash, s.hpkeSuiteID, ctx.exporterSecret, "sec", []byte(exporterContext), length)
+	return s.hpkeKDF.expand(ctx.exporterSecret, labelSec, []byte(exporterContext), length)
 }
 
 // encryptContext encodes EncryptContext {opaque label<V> = "MLS 1.0 " +
@@ -223,7 +224,7 @@ func (s *Suite) exportExternalInit(shared []byte) ([]byte, error) {
 		return nil, fmt.Errorf("external init: %w", err)
 	}
 	defer ctx.zero()
-	out, err := s.export(ctx, externalInitLabel, s.HashSize())
+	out, err := s.export(&ctx, externalInitLabel, s.HashSize())
 	if err != nil {
 		return nil, fmt.Errorf("external init: %w", err)
 	}

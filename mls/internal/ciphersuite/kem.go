@@ -2,7 +2,6 @@ package ciphersuite
 
 import (
 	"crypto/ecdh"
-	"crypto/hkdf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,8 +39,7 @@ type dhGroup interface {
 // dhKEM is DHKEM(Group, KDF) of RFC 9180 §4.1.
 type dhKEM struct {
 	id      uint16
-	suiteID []byte // "KEM" || I2OSP(kem_id, 2), RFC 9180 §4.1
-	newHash func() hash.Hash
+	kdf     labeledKDF // suite_id "KEM" || I2OSP(kem_id, 2), RFC 9180 §4.1
 	nSecret int
 	group   dhGroup
 	// rejectionSampling selects the DeriveKeyPair of the NIST curves
@@ -54,8 +52,7 @@ type dhKEM struct {
 func newDHKEM(id uint16, newHash func() hash.Hash, nSecret int, group dhGroup, rejectionSampling bool, bitmask byte) *dhKEM {
 	return &dhKEM{
 		id:                id,
-		suiteID:           binary.BigEndian.AppendUint16([]byte("KEM"), id),
-		newHash:           newHash,
+		kdf:               newLabeledKDF(newHash, binary.BigEndian.AppendUint16([]byte("KEM"), id)),
 		nSecret:           nSecret,
 		group:             group,
 		rejectionSampling: rejectionSampling,
@@ -63,47 +60,11 @@ func newDHKEM(id uint16, newHash func() hash.Hash, nSecret int, group dhGroup, r
 	}
 }
 
-// hpkeVersionLabel prefixes every HPKE labelled KDF input (RFC 9180 §4).
-const hpkeVersionLabel = "HPKE-v1"
-
-// labeledExtract is RFC 9180 §4:
-// Extract(salt, "HPKE-v1" || suite_id || label || ikm).
-func labeledExtract(newHash func() hash.Hash, suiteID, salt []byte, label string, ikm []byte) []byte {
-	in := make([]byte, 0, len(hpkeVersionLabel)+len(suiteID)+len(label)+len(ikm))
-	in = append(in, hpkeVersionLabel...)
-	in = append(in, suiteID...)
-	in = append(in, label...)
-	in = append(in, ikm...)
-	prk, err := hkdf.Extract(newHash, in, salt)
-	clear(in)
-	if err != nil {
-		// hkdf.Extract fails only in FIPS-only mode for short keys.
-		panic("ciphersuite: HKDF-Extract: " + err.Error())
-	}
-	return prk
-}
-
-// labeledExpand is RFC 9180 §4:
-// Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L).
-func labeledExpand(newHash func() hash.Hash, suiteID, prk []byte, label string, info []byte, length int) ([]byte, error) {
-	in := make([]byte, 0, 2+len(hpkeVersionLabel)+len(suiteID)+len(label)+len(info))
-	in = binary.BigEndian.AppendUint16(in, uint16(length))
-	in = append(in, hpkeVersionLabel...)
-	in = append(in, suiteID...)
-	in = append(in, label...)
-	in = append(in, info...)
-	out, err := hkdf.Expand(newHash, prk, string(in), length)
-	if err != nil {
-		return nil, fmt.Errorf("HPKE LabeledExpand %q: %w", label, err)
-	}
-	return out, nil
-}
-
 // extractAndExpand is RFC 9180 §4.1 ExtractAndExpand(dh, kem_context).
 func (k *dhKEM) extractAndExpand(dh, kemContext []byte) ([]byte, error) {
-	prk := labeledExtract(k.newHash, k.suiteID, nil, "eae_prk", dh)
+	prk := k.kdf.extract(nil, labelEAEPRK, dh)
 	defer clear(prk)
-	return labeledExpand(k.newHash, k.suiteID, prk, "shared_secret", kemContext, k.nSecret)
+	return k.kdf.expand(prk, labelSharedSecret, kemContext, k.nSecret)
 }
 
 // encap is RFC 9180 §4.1 Encap(pkR): it returns the shared secret and enc.
@@ -138,17 +99,20 @@ func (k *dhKEM) decap(enc, skR []byte) ([]byte, error) {
 // in a row were invalid scalars (probability below 2^-128 per attempt).
 var errDeriveKeyPair = errors.New("HPKE DeriveKeyPair: no valid candidate")
 
-// deriveKeyPair is RFC 9180 §7.1.3 DeriveKeyPair(ikm). Unlike some HPKE
-// libraries it accepts ikm of any length: MLS feeds it KDF.Nh-byte secrets
-// (RFC 9420 §7.4, §8), which are shorter than Nsk for DHKEM(X448) and
-// DHKEM(P-521) under the 64-byte SHA-512 of suites 4, 5 and 6; LabeledExtract
-// absorbs any length, and the interop vectors are built this way.
+// deriveKeyPair is RFC 9180 §7.1.3 DeriveKeyPair(ikm). It accepts ikm of
+// any length, as LabeledExtract does: MLS feeds it KDF.Nh-byte secrets
+// (RFC 9420 §7.4, §8), and under the 64-byte SHA-512 of suites 4, 5 and 6
+// that differs from Nsk of DHKEM(X448) (56) and DHKEM(P-521) (66), below the
+// "SHOULD be at least Nsk" of RFC 9180 in the P-521 case. HPKE libraries
+// that insist on len(ikm) == Nsk (circl panics) cannot serve MLS there; the
+// external_pub values of key-schedule.json confirm this reading.
 func (k *dhKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
-	prk := labeledExtract(k.newHash, k.suiteID, nil, "dkp_prk", ikm)
+	prk := k.kdf.extract(nil, labelDKPPRK, ikm)
 	defer clear(prk)
+	mac := k.kdf.expander(prk)
 	nsk := k.group.privateKeySize()
 	if !k.rejectionSampling {
-		sk, err := labeledExpand(k.newHash, k.suiteID, prk, "sk", nil, nsk)
+		sk, err := k.kdf.expandWith(mac, labelSK, nil, nsk)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -159,8 +123,10 @@ func (k *dhKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 		}
 		return sk, pub, nil
 	}
-	for counter := 0; counter <= 255; counter++ {
-		sk, err := labeledExpand(k.newHash, k.suiteID, prk, "candidate", []byte{byte(counter)}, nsk)
+	counter := make([]byte, 1)
+	for c := 0; c <= 255; c++ {
+		counter[0] = byte(c)
+		sk, err := k.kdf.expandWith(mac, labelCandidate, counter, nsk)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -173,9 +139,9 @@ func (k *dhKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	return nil, nil, errDeriveKeyPair
 }
 
-// montgomeryGroup is X25519 or X448 (RFC 7748) on circl, whose assembly
-// ladders are about twice as fast as crypto/ecdh's X25519 on amd64 (see
-// BenchmarkX25519Impl). A private key is any Nsk bytes (clamped when used,
+// montgomeryGroup is X25519 or X448 (RFC 7748) on circl. X448 exists only
+// there; for X25519 circl's assembly is faster than crypto/ecdh's on amd64
+// (fixed-base about 2x, variable-base about 1.3x: BenchmarkX25519Impl). A private key is any Nsk bytes (clamped when used,
 // RFC 9180 §7.1.2); a public key is any Npk bytes, and low-order peers are
 // caught by the all-zero check of DH (RFC 9180 §7.1.4).
 type montgomeryGroup struct {
@@ -236,8 +202,9 @@ func (g montgomeryGroup) publicKey(priv []byte) ([]byte, error) {
 }
 
 func (g montgomeryGroup) generate(rand io.Reader) (priv, pub []byte, err error) {
-	buf := make([]byte, 2*g.size)
-	priv, pub = buf[:g.size:g.size], buf[g.size:]
+	// Separate allocations, so that a retained public key does not keep
+	// the private key's memory alive.
+	priv, pub = make([]byte, g.size), make([]byte, g.size)
 	if _, err := io.ReadFull(rand, priv); err != nil {
 		return nil, nil, fmt.Errorf("generate X%d key: %w", g.bits(), err)
 	}

@@ -30,10 +30,10 @@ var suites = map[ID]*Suite{
 
 // newSuite assembles a suite and precomputes its constant HPKE inputs.
 func newSuite(id ID, newHash func() hash.Hash, kdfID uint16, aead aeadID, kem *dhKEM, sig signatureScheme) *Suite {
-	s := &Suite{id: id, newHash: newHash, aead: aead, kem: kem, sig: sig}
-	s.hpkeSuiteID = hpkeSuiteID(kem.id, kdfID, aead.hpkeID())
+	s := &Suite{id: id, newHash: newHash, aead: aead, kem: kem, sig: sig, kdfID: kdfID}
+	s.hpkeKDF = newLabeledKDF(newHash, hpkeSuiteID(kem.id, kdfID, aead.hpkeID()))
 	// psk_id_hash of base mode, where psk_id is empty (RFC 9180 §5.1).
-	s.pskIDHash = labeledExtract(newHash, s.hpkeSuiteID, nil, "psk_id_hash", nil)
+	s.pskIDHash = s.hpkeKDF.extract(nil, labelPSKIDHash, nil)
 	return s
 }
 

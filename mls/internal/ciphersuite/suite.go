@@ -63,10 +63,12 @@ type Suite struct {
 	aead    aeadID
 	kem     *dhKEM
 	sig     signatureScheme
-	// hpkeSuiteID and pskIDHash are constant inputs of the HPKE key
-	// schedule (RFC 9180 §5.1), computed once per suite.
-	hpkeSuiteID []byte
-	pskIDHash   []byte
+	// hpkeKDF carries the HPKE suite_id; kdfID is the KDF's HPKE
+	// identifier; pskIDHash is the constant psk_id_hash of base mode
+	// (RFC 9180 §5.1), computed once per suite.
+	hpkeKDF   labeledKDF
+	kdfID     uint16
+	pskIDHash []byte
 }
 
 // Lookup returns the suite for id, or an error wrapping ErrUnsupported.
