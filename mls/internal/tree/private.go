@@ -219,6 +219,11 @@ func (p *Private) decryptPath(t *Tree, sender LeafIndex, path *wire.UpdatePath, 
 	if len(path.Nodes) != len(nodes) {
 		return nil, nil, fmt.Errorf("decrypt update path: %d nodes for a filtered direct path of %d: %w", len(path.Nodes), len(nodes), ErrUpdatePathShape)
 	}
+	for i, x := range nodes {
+		if !bytes.Equal(t.EncryptionKey(x), path.Nodes[i].EncryptionKey) {
+			return nil, nil, fmt.Errorf("decrypt update path: node %d does not hold the path's key; merge the path first: %w", x, ErrPathKeyMismatch)
+		}
+	}
 	first := -1
 	for i, c := range copath {
 		if isUnder(p.leaf, c) {
