@@ -16,7 +16,12 @@ import (
 //     populated subtrees set (as after everyone has committed);
 //   - blank25: a quarter of the leaf slots blank (every fourth leaf), the
 //     parents above populated subtrees set, as after removals whose
-//     commits' paths have since been refreshed.
+//     commits' paths have since been refreshed;
+//   - removed25: N/0.75 members of which every fourth was then removed,
+//     blanking its direct path, and no path refreshed since. Every parent
+//     above level 1 is blank, so resolutions hold about N/4 nodes near the
+//     root: the worst case, where a path costs one HPKE encryption per
+//     resolution node, linear in N by the protocol's design.
 //
 // The trees are built once per shape and size (real keys and signatures,
 // valid parent-hash chains) and shared by the sub-benchmarks.
@@ -27,15 +32,28 @@ type benchShape struct {
 	name   string
 	slots  func(n int) int
 	member func(n int) func(int) bool
+	after  func(b *testing.B, f *fixture) // changes after building, or nil
 }
 
 var benchShapes = []benchShape{
 	{"full", func(n int) int { return n }, func(n int) func(int) bool {
 		return func(i int) bool { return i < n }
-	}},
+	}, nil},
 	{"blank25", func(n int) int { return n * 4 / 3 }, func(n int) func(int) bool {
 		// Every fourth slot blank, n members in all.
 		return func(i int) bool { return i%4 != 3 && i-i/4 < n }
+	}, nil},
+	{"removed25", func(n int) int { return n * 4 / 3 }, func(n int) func(int) bool {
+		return func(i int) bool { return i-i/4 < n || i%4 == 3 && i-i/4 == n }
+	}, func(b *testing.B, f *fixture) {
+		for i := range f.tree.LeafCount() {
+			if i%4 == 3 && f.tree.Leaf(LeafIndex(i)) != nil {
+				if err := f.tree.RemoveLeaf(LeafIndex(i)); err != nil {
+					b.Fatal(err)
+				}
+				f.signers[i] = nil
+			}
+		}
 	}},
 }
 
@@ -59,6 +77,9 @@ func benchFixture(b *testing.B, sh benchShape, n int) *fixture {
 		slots *= 2
 	}
 	f := newFixture(b, suite, slots, sh.member(n))
+	if sh.after != nil {
+		sh.after(b, f)
+	}
 	if f.tree.MemberCount() != n {
 		b.Fatalf("fixture has %d members, want %d", f.tree.MemberCount(), n)
 	}
@@ -140,6 +161,8 @@ func BenchmarkCreatePath(b *testing.B) {
 		tr := f.tree.Clone()
 		const sender = 0
 		b.ReportAllocs()
+		cpu := startCPU()
+		defer cpu.report(b)
 		for b.Loop() {
 			ps, err := tr.GenerateUpdatePath(sender, tr.Leaf(sender), f.signers[sender], f.groupID, rand.Reader)
 			if err != nil {
@@ -163,11 +186,13 @@ func BenchmarkCreatePath(b *testing.B) {
 func BenchmarkProcessPath(b *testing.B) {
 	forEachSize(b, func(b *testing.B, f *fixture) {
 		const sender, receiver = 0, 1
-		set := makePaths(b, f, sender, 8)
+		set := makePaths(b, f, sender, 4)
 		tr := f.tree.Clone()
 		priv := f.private(b, tr, receiver)
 		p := f.params(b)
 		b.ReportAllocs()
+		cpu := startCPU()
+		defer cpu.report(b)
 		k := 0
 		for b.Loop() {
 			up := set.paths[k%len(set.paths)]
@@ -194,7 +219,7 @@ func BenchmarkProcessPath(b *testing.B) {
 func BenchmarkTreeHashAfterPath(b *testing.B) {
 	forEachSize(b, func(b *testing.B, f *fixture) {
 		const sender = 0
-		set := makePaths(b, f, sender, 8)
+		set := makePaths(b, f, sender, 4)
 		tr := f.tree.Clone()
 		b.ReportAllocs()
 		k := 0
@@ -222,6 +247,8 @@ func BenchmarkValidateJoin(b *testing.B) {
 		}
 		p := f.params(b)
 		b.ReportAllocs()
+		cpu := startCPU()
+		defer cpu.report(b)
 		for b.Loop() {
 			tr, err := Decode(f.suite, enc)
 			if err != nil {

@@ -108,6 +108,17 @@ func (t *Tree) Export() wire.RatchetTree {
 	return out
 }
 
+// Extension returns the ratchet_tree extension carrying the tree, for a
+// GroupInfo (RFC 9420 §12.4.3.3).
+func (t *Tree) Extension() (wire.Extension, error) {
+	rt := t.Export()
+	ext, err := wire.MakeExtension(&rt)
+	if err != nil {
+		return wire.Extension{}, fmt.Errorf("ratchet_tree extension: %w", err)
+	}
+	return ext, nil
+}
+
 // Encode returns the ratchet_tree extension body for the tree.
 func (t *Tree) Encode() ([]byte, error) {
 	rt := t.Export()

@@ -89,7 +89,8 @@ func (t *Tree) root() NodeIndex { return NodeIndex(t.n - 1) }
 // Clone returns an independent copy of t. Node values and node chunks are
 // shared; from now on each tree copies a chunk before its first write to
 // it. The cost is a copy of the chunk table (one pointer per 64 nodes) and
-// of the small per-tree indexes.
+// of the small per-tree indexes. Clone updates t's chunk ownership, so it
+// counts as a write to t.
 func (t *Tree) Clone() *Tree {
 	t.id = newTreeID() // t no longer owns the chunks it shares
 	return &Tree{

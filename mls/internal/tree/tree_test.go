@@ -436,3 +436,89 @@ func TestCloneIndependence(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExternalCommitPath has a new member take the leftmost free leaf of a
+// full tree (growing it) and commit a path there, which members merge at
+// the same leaf (RFC 9420 §12.4.2, §12.4.3.2).
+func TestExternalCommitPath(t *testing.T) {
+	suite := mustSuite(t, ciphersuite.X25519_AES128GCM_SHA256_Ed25519)
+	f := newFixture(t, suite, 4, func(int) bool { return true })
+	joiner, _, signer := f.newMember(t, "external")
+
+	gen := f.tree.Clone()
+	at := gen.AllocateLeaf()
+	if at != 4 || gen.LeafCount() != 8 {
+		t.Fatalf("allocated leaf %d of %d", at, gen.LeafCount())
+	}
+	ps, err := gen.GenerateUpdatePath(at, joiner, signer, f.groupID, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, _ := gen.TreeHash()
+	path, err := ps.Encrypt(gen, th, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := f.tree.Clone()
+	if got := recv.AllocateLeaf(); got != at {
+		t.Fatalf("receiver allocated %d", got)
+	}
+	if err := recv.ValidateLeafNode(&path.LeafNode, wire.LeafNodeSourceCommit, at, f.params(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.MergeUpdatePath(at, path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.VerifyTreeHash(th); err != nil {
+		t.Fatal(err)
+	}
+	commit, err := f.private(t, f.tree, 2).DecryptPath(recv, at, path, nil, th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(commit, ps.CommitSecret()) {
+		t.Fatal("commit secret differs")
+	}
+	p := f.params(t)
+	p.GroupContext.TreeHash = th
+	if err := recv.Validate(p); err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, recv)
+}
+
+// TestSingleMemberPath commits a path in a group of one: no parent nodes,
+// an empty parent hash, and a commit secret all the same.
+func TestSingleMemberPath(t *testing.T) {
+	suite := mustSuite(t, ciphersuite.X25519_AES128GCM_SHA256_Ed25519)
+	f := newFixture(t, suite, 1, func(int) bool { return true })
+	ps, err := f.tree.GenerateUpdatePath(0, f.tree.Leaf(0), f.signers[0], f.groupID, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := ps.Encrypt(f.tree, nil, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(path.Nodes) != 0 || len(path.LeafNode.ParentHash) != 0 || len(ps.CommitSecret()) != suite.HashSize() {
+		t.Fatalf("path of %d nodes, parent hash %x, commit secret of %d bytes", len(path.Nodes), path.LeafNode.ParentHash, len(ps.CommitSecret()))
+	}
+	if err := f.tree.Validate(f.params(t)); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := f.tree.Extension()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext.ExtensionType != wire.ExtensionTypeRatchetTree {
+		t.Fatalf("extension type %v", ext.ExtensionType)
+	}
+	back, err := Decode(suite, ext.ExtensionData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := f.tree.TreeHash()
+	if err := back.VerifyTreeHash(want); err != nil {
+		t.Fatal(err)
+	}
+}
