@@ -51,6 +51,11 @@ type CommitOptions struct {
 	// Welcome's GroupInfo; the new members must then get the tree
 	// (Group.RatchetTree) another way (RFC 9420 §12.4.3.3).
 	OmitRatchetTree bool
+
+	// reinitPSK is the resumption PSK of usage reinit that the first
+	// commit of a reinitialized group carries (RFC 9420 §11.2); only
+	// Group.ReInitGroup sets it.
+	reinitPSK *wire.PreSharedKeyID
 }
 
 // PendingCommit is a commit this client created. Nothing has changed yet:
@@ -670,6 +675,13 @@ func (g *Group) commitList(opts *CommitOptions, me wire.Sender) ([]resolved, []w
 		if err := inline(&wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: pid}}); err != nil {
 			return nil, nil, err
 		}
+	}
+	if opts.reinitPSK != nil {
+		// Valid only here: in the commit that sets up a reinitialized group
+		// (RFC 9420 §11.2, §12.1.4).
+		p := &wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: *opts.reinitPSK}}
+		list = append(list, resolved{p: p, sender: me})
+		refs = append(refs, wire.ProposalOrRef{Type: wire.ProposalOrRefTypeProposal, Proposal: p})
 	}
 	if err := validateList(list, me, false); err != nil {
 		return nil, nil, err

@@ -421,17 +421,45 @@ func TestExternalSenders(t *testing.T) {
 func TestReInit(t *testing.T) {
 	a, b := newTestClient(t, "alice", nil), newTestClient(t, "bob", nil)
 	gs := newGroupOf(t, nil, a, b)
-	params := ReInitParams{GroupID: []byte("new group"), CipherSuite: MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519}
+	newSuite := MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519
+	params := ReInitParams{GroupID: []byte("new group"), CipherSuite: newSuite}
 	prop := must[[]byte](t)(gs[1].ProposeReInit(params))
 	process(t, gs[0], prop)
-	// A ReInit goes alone: a commit adding someone with it leaves it out.
 	pc := must[*PendingCommit](t)(gs[0].Commit(nil))
-	next := process(t, gs[1], pc.Commit).Next
-	if next.ReInit() == nil || string(next.ReInit().GroupID) != "new group" {
-		t.Fatalf("reinit %+v", next.ReInit())
+	aliceOld, bobOld := pc.Next, process(t, gs[1], pc.Commit).Next
+	if bobOld.ReInit() == nil || string(bobOld.ReInit().GroupID) != "new group" {
+		t.Fatalf("reinit %+v", bobOld.ReInit())
 	}
-	if _, err := next.Seal([]byte("x"), nil); !errors.Is(err, ErrReInitPending) {
+	if _, err := bobOld.Seal([]byte("x"), nil); !errors.Is(err, ErrReInitPending) {
 		t.Fatalf("seal after reinit: %v", err)
+	}
+	if _, err := bobOld.Update(); !errors.Is(err, ErrReInitPending) {
+		t.Fatalf("commit after reinit: %v", err)
+	}
+
+	// Alice sets up the new group in the new suite; Bob joins it, proving
+	// the link with the old group's resumption PSK.
+	alice2 := newTestClientSuite(t, newSuite, "alice", nil)
+	bob2 := newTestClientSuite(t, newSuite, "bob", nil)
+	re := must[*PendingCommit](t)(aliceOld.ReInitGroup(alice2.id, []*KeyPackage{bob2.kp.KeyPackage()}))
+	if _, err := Join(re.Welcome, []*PrivateKeyPackage{bob2.kp}, nil, nil); !errors.Is(err, ErrMissingPSK) {
+		t.Fatalf("join without the old group: %v", err)
+	}
+	bobNew := must[*Group](t)(Join(re.Welcome, []*PrivateKeyPackage{bob2.kp}, nil, &JoinOptions{ReInitFrom: bobOld}))
+	if bobNew.Epoch() != 1 || string(bobNew.ID()) != "new group" || bobNew.CipherSuite() != newSuite {
+		t.Fatalf("new group epoch %d id %q suite %v", bobNew.Epoch(), bobNew.ID(), bobNew.CipherSuite())
+	}
+	checkAgree(t, re.Next, bobNew)
+
+	// A new group that leaves an old member out is refused.
+	bobby := newTestClientSuite(t, newSuite, "bobby", nil)
+	re = must[*PendingCommit](t)(aliceOld.ReInitGroup(alice2.id, []*KeyPackage{bobby.kp.KeyPackage()}))
+	if _, err := Join(re.Welcome, []*PrivateKeyPackage{bobby.kp}, nil, &JoinOptions{ReInitFrom: bobOld}); !errors.Is(err, ErrInvalidGroupInfo) {
+		t.Fatalf("reinit without an old member: %v", err)
+	}
+	// Only a group with a committed ReInit can be reinitialized.
+	if _, err := re.Next.ReInitGroup(alice2.id, nil); !errors.Is(err, ErrInvalidProposalList) {
+		t.Fatalf("reinit of a normal group: %v", err)
 	}
 }
 
