@@ -167,10 +167,6 @@ func externalSender(ctx *wire.GroupContext, index uint32) (*wire.ExternalSender,
 }
 
 // secretTreeConfig is the out-of-order policy of the secret trees.
-func (g *Group) secretTreeConfig() secrettree.Config {
-	return secretTreeConfig(g.cfg)
-}
-
 func secretTreeConfig(cfg *Config) secrettree.Config {
 	return secrettree.Config{MaxForward: cfg.maxGenerationGap()}
 }

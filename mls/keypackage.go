@@ -466,13 +466,12 @@ func (p *PrivateKeyPackage) consistent() error {
 
 // Signature and reference labels of RFC 9420 §17.6 and §5.2.
 const (
-	labelLeafNodeTBS        = "LeafNodeTBS"
-	labelKeyPackageTBS      = "KeyPackageTBS"
-	labelGroupInfoTBS       = "GroupInfoTBS"
-	labelFramedContentTBS   = "FramedContentTBS"
-	labelKeyPackageRef      = "MLS 1.0 KeyPackage Reference"
-	labelProposalRef        = "MLS 1.0 Proposal Reference"
-	labelWelcome            = "Welcome"
-	labelUpdatePathNode     = "UpdatePathNode"
-	labelExternalInitSecret = "MLS 1.0 external init secret"
+	labelLeafNodeTBS      = "LeafNodeTBS"
+	labelKeyPackageTBS    = "KeyPackageTBS"
+	labelGroupInfoTBS     = "GroupInfoTBS"
+	labelFramedContentTBS = "FramedContentTBS"
+	labelKeyPackageRef    = "MLS 1.0 KeyPackage Reference"
+	labelProposalRef      = "MLS 1.0 Proposal Reference"
+	labelWelcome          = "Welcome"
+	labelUpdatePathNode   = "UpdatePathNode"
 )

@@ -1,7 +1,5 @@
 package mls
 
-import "bytes"
-
 // Member is one member of a group in the current epoch: its leaf index in
 // the ratchet tree and what its leaf node says about it (RFC 9420 §7.2).
 type Member struct {
@@ -159,5 +157,3 @@ type ReInitParams struct {
 	// Extensions are the new group's GroupContext extensions.
 	Extensions []Extension
 }
-
-func cloneBytes(b []byte) []byte { return bytes.Clone(b) }
