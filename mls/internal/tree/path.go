@@ -178,6 +178,30 @@ func (ps *PathSecrets) PathSecretFor(joiner LeafIndex) ([]byte, bool) {
 	return nil, false
 }
 
+// PathNode is one node of the committer's filtered direct path after an
+// update: its path secret and the key pair derived from it (RFC 9420 §7.4).
+// The slices belong to the PathSecrets and are wiped by Zero.
+type PathNode struct {
+	Node              NodeIndex
+	Secret, Priv, Pub []byte
+}
+
+// Nodes returns the filtered direct path of the update with the path secret
+// and key pair of each node, bottom to top, so that the caller can keep
+// its private view of the tree without deriving the keys again.
+func (ps *PathSecrets) Nodes() []PathNode {
+	out := make([]PathNode, len(ps.nodes))
+	for i, x := range ps.nodes {
+		out[i] = PathNode{Node: x, Secret: ps.secrets[i], Priv: ps.privs[i], Pub: ps.pubs[i]}
+	}
+	return out
+}
+
+// LeafPrivateKey is the HPKE private key of the new leaf (whose public key
+// is Leaf().EncryptionKey). It belongs to the PathSecrets and is wiped by
+// Zero.
+func (ps *PathSecrets) LeafPrivateKey() []byte { return ps.leafPriv }
+
 // Private returns the committer's private state after the update: its new
 // leaf key and the keys of every node of its filtered direct path.
 func (ps *PathSecrets) Private() *Private {
