@@ -181,12 +181,12 @@ type Tracker struct {
 	beats func(challenger, incumbent rankKey) bool // rule 1; swapped only by tests
 	seq   uint64
 
-	chain []*link                       // held states of our branch, oldest first; the last is current
-	past  *table[StateID, *pastState]   // released states of our branch, oldest first
-	dead  *table[StateID, struct{}]     // states of branches that lost
-	bad   *table[[32]byte, struct{}]    // hashes of invalid commits
-	sent  *table[MessageID, StateID]    // own messages and the state they were last sealed in; zero while a re-send is due
-	heard map[StateID][]heard           // proposals received per state
+	chain  []*link                     // held states of our branch, oldest first; the last is current
+	past   *table[StateID, *pastState] // released states of our branch, oldest first
+	dead   *table[StateID, struct{}]   // states of branches that lost
+	bad    *table[[32]byte, struct{}]  // hashes of invalid commits
+	sent   *table[MessageID, StateID]  // own messages and the state they were last sealed in; zero while a re-send is due
+	heard  map[StateID][]heard         // proposals received per state
 	nHeard int
 
 	orphans []*candidate // commits whose parent is unknown
