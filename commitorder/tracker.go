@@ -130,8 +130,9 @@ type Decision struct {
 	// epoch, RFC 9420 §12.1).
 	Repropose []Proposal
 	// Resync is set when a commit beat our branch at a state we no longer
-	// hold: rejoin the winning branch with an external commit (RFC 9420
-	// §12.4.3.2) and report it with Resynced.
+	// hold: find the branch it started (ask peers for a GroupInfo and its
+	// Path, keep one that Compare calls better), rejoin it with an external
+	// commit (RFC 9420 §12.4.3.2) and report that with Resynced.
 	Resync *ResyncNeeded
 	// NeedSync is set when a commit arrived on a state we do not know: ask
 	// peers for the handshake messages since epoch SyncFrom.
@@ -141,15 +142,16 @@ type Decision struct {
 }
 
 // ResyncNeeded describes a late winner: a commit that beats our branch on a
-// state we released after the settle window.
+// state we released after the settle window. The tracker could not check it
+// (the state it needs is gone), so it is a reason to look for a better
+// branch, not proof that one exists: if no peer serves a Path that Compare
+// calls better, the commit was invalid or abandoned, and nothing is to be
+// done.
 type ResyncNeeded struct {
-	// Since is the last state we share with the winning branch; put it in
-	// the RejoinSince of the external commit.
+	// Since is the last state of our branch we are sure the winning branch
+	// shares; Compare gives the exact one for a given path.
 	Since StateID
-	// Winner is the commit that beat our branch. The peer that sent it is a
-	// good source of a GroupInfo of the winning branch. It could not be
-	// checked (its parent state is gone): authenticate the winning branch's
-	// GroupInfo before acting.
+	// Winner is the commit that beat our branch.
 	Winner Commit
 }
 
@@ -166,11 +168,19 @@ type link struct {
 // pastState is a state of our branch that is no longer held: only its ID and
 // the rank of the commit we followed from it remain.
 type pastState struct {
-	epoch   uint64
-	next    *rankKey // what the group follows from this state as far as we know
-	applied []ProposalID
-	held    bool // false for the parent of our rejoin commit, which we never had
-	seq     uint64
+	epoch       uint64
+	via         rankKey  // the commit that made it; zero if unknown
+	rejoinSince StateID  // the via commit's RejoinSince
+	next        *rankKey // what the group follows from this state as far as we know
+	applied     []ProposalID
+	held        bool // false for the states of a branch we joined by GroupInfo
+	seq         uint64
+}
+
+// released turns a held state into a past one; next is the commit followed
+// from it, nil if none.
+func (l *link) released(next *rankKey) *pastState {
+	return &pastState{epoch: l.state.Epoch(), via: l.via, rejoinSince: l.rejoinSince, next: next, applied: l.applied, held: true, seq: l.seq}
 }
 
 // Tracker decides, for one group, which of the competing commits of each
@@ -281,7 +291,7 @@ func (t *Tracker) end(now time.Time, s *step) {
 	}
 	for _, l := range s.rejoins {
 		if t.chainIndex(l.state.ID()) >= 0 {
-			t.resendForRejoin(l, s)
+			t.resendForRejoin(l.rejoinSince, l.seq, s)
 		}
 	}
 	if cur.ID() != s.from {
@@ -309,7 +319,7 @@ func (t *Tracker) place(c *candidate, now time.Time, s *step) (Outcome, error) {
 	}
 	t.orphans = append(t.orphans, c)
 	s.d.NeedSync = true
-	s.d.SyncFrom = t.oldestEpoch()
+	s.d.SyncFrom = t.SyncFrom()
 	return Buffered, nil
 }
 
@@ -367,12 +377,12 @@ func (t *Tracker) placeOnPast(p *pastState, c *candidate, s *step) Outcome {
 	if !t.beats(c.key, *p.next) {
 		return Lost
 	}
-	next := c.key
-	p.next = &next
 	since := c.Parent
 	if !p.held {
 		since = t.rejoinSince // we never had this state: what we missed starts earlier
 	}
+	// Keep the late winner that beats us at the oldest state: a winner on a
+	// later state of our branch is on a branch that lost too.
 	if s.d.Resync == nil || t.seqOf(since) < t.seqOf(s.d.Resync.Since) {
 		s.d.Resync = &ResyncNeeded{Since: since, Winner: c.Commit}
 	}
@@ -407,7 +417,7 @@ func (t *Tracker) expire(now time.Time, s *step) {
 		old, next := t.chain[0], t.chain[1]
 		id := old.state.ID()
 		via := next.via
-		t.past.put(id, &pastState{epoch: old.state.Epoch(), next: &via, applied: old.applied, held: true, seq: old.seq}, now)
+		t.past.put(id, old.released(&via), now)
 		t.nHeard -= len(t.heard[id])
 		delete(t.heard, id)
 		var moved []*candidate
@@ -503,7 +513,11 @@ func (t *Tracker) seqOf(id StateID) uint64 {
 	return 0
 }
 
-func (t *Tracker) oldestEpoch() uint64 {
+// SyncFrom returns the oldest epoch in which the tracker can still place a
+// commit: ask peers for the handshake messages from there (rule 4), after a
+// Decision with NeedSync, on reconnecting to a peer, or now and then to detect
+// a branch that went unnoticed.
+func (t *Tracker) SyncFrom() uint64 {
 	if len(t.past.order) > 0 {
 		return t.past.get(t.past.order[0]).v.epoch
 	}

@@ -238,8 +238,8 @@ func TestLateWinnerAfterWindowNeedsResync(t *testing.T) {
 		t.Fatalf("resync %+v, want since root with winner b", d.Resync)
 	}
 	f.wantCurrent(after(a))
-	f.receive(b, t0.Add(window+time.Millisecond), Duplicate)
-	f.receive(a, t0.Add(window+time.Millisecond), Lost)
+	f.receive(b, t0.Add(window+time.Millisecond), LateWinner) // unchecked: reported each time
+	f.receive(a, t0.Add(window+time.Millisecond), Duplicate)
 
 	// Rejoin on the winning head with an external commit.
 	head := &fakeState{id: after(b), epoch: 1, o: f.o, scratch: true}
@@ -248,7 +248,7 @@ func TestLateWinnerAfterWindowNeedsResync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err = f.tr.Resynced(e, s, t0.Add(window+time.Second))
+	d, err = f.tr.Resynced(e, s, nil, t0.Add(window+time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
