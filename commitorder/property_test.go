@@ -105,7 +105,7 @@ func TestStarvationRotationOfHighestIndexLands(t *testing.T) {
 	o := simOpts{
 		members: 5, steps: 1500, pCommit: 0.12, pSend: 0.03, pTick: 0.10, maxRace: 3,
 		weight:   func(i int) int { return map[bool]int{true: 1, false: 6}[i == 4] },
-		rotation: true,
+		rotation: true, settled: true,
 	}
 	byRef := 0
 	runSeeds(t, 30, o, func(t *testing.T, s *sim) {

@@ -55,10 +55,7 @@ func (t *Tracker) Compare(path []Step) (since StateID, better bool) {
 		if !t.onBranch(fork) {
 			continue
 		}
-		since = fork
-		if p := t.past.get(fork); p != nil && !p.v.held {
-			since = t.rejoinSince
-		}
+		since = t.lastHeld(fork)
 		if i == len(path)-1 {
 			return since, false
 		}
@@ -132,7 +129,6 @@ func (t *Tracker) Resynced(c Commit, s State, path []Step, now time.Time) (Decis
 		}
 	}
 	t.chain = []*link{{state: s, via: cand.key, rejoinSince: since, at: now, seq: t.nextSeq()}}
-	t.rejoinSince = since
 	st.lost = true
 	// Rejoins on the joined branch we did not apply: re-send what they missed.
 	for _, ps := range rejoins {

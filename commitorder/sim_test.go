@@ -29,6 +29,7 @@ type simOpts struct {
 	invalidRate float64       // share of commits that fail Apply
 	weight      func(int) int // commit weight of a member; nil: all alike
 	rotation    bool          // the last member wants its leaf rotation committed
+	settled     bool          // node policy: commit only on a settled current state
 	partition   bool          // the group splits in halves for the middle third
 	gap         time.Duration // time that passes in one go during the partition
 	beats       func(a, b rankKey) bool
@@ -226,6 +227,9 @@ func (s *sim) pick(k int) []int {
 
 func (s *sim) commit(m *member) {
 	cur := m.tr.Current()
+	if s.o.settled && !m.tr.Settled(cur.ID()) {
+		return
+	}
 	var refs, vals []ProposalID
 	for _, p := range m.tr.ToCommit() {
 		switch {

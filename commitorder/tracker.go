@@ -203,7 +203,6 @@ type Tracker struct {
 	waiting []*candidate // commits on a held state that wait for proposals
 	wanted  []heard      // own proposals not committed yet
 
-	rejoinSince StateID // RejoinSince of our last rejoin
 }
 
 type heard struct {
@@ -377,10 +376,7 @@ func (t *Tracker) placeOnPast(p *pastState, c *candidate, s *step) Outcome {
 	if !t.beats(c.key, *p.next) {
 		return Lost
 	}
-	since := c.Parent
-	if !p.held {
-		since = t.rejoinSince // we never had this state: what we missed starts earlier
-	}
+	since := t.lastHeld(c.Parent)
 	// Keep the late winner that beats us at the oldest state: a winner on a
 	// later state of our branch is on a branch that lost too.
 	if s.d.Resync == nil || t.seqOf(since) < t.seqOf(s.d.Resync.Since) {
@@ -486,6 +482,26 @@ func (t *Tracker) attachOrphans(now time.Time, s *step) {
 			t.place(c, now, s) // an invalid orphan is dropped like any invalid commit
 		}
 	}
+}
+
+// lastHeld returns the last state of our branch, up to id, that we held: the
+// last one whose messages we could read. It is id itself unless we joined
+// past id through a GroupInfo.
+func (t *Tracker) lastHeld(id StateID) StateID {
+	if t.chainIndex(id) >= 0 {
+		return id
+	}
+	p := t.past.get(id)
+	if p == nil || p.v.held {
+		return id
+	}
+	last := StateID{}
+	t.past.each(func(pid StateID, e *entry[*pastState]) {
+		if e.v.held && e.v.seq <= p.v.seq {
+			last = pid
+		}
+	})
+	return last
 }
 
 func (t *Tracker) knows(id StateID) bool {
