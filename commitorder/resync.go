@@ -129,7 +129,7 @@ func (t *Tracker) Resynced(c Commit, s State, path []Step, now time.Time) (Decis
 		}
 	}
 	t.chain = []*link{{state: s, via: cand.key, rejoinSince: since, at: now, seq: t.nextSeq()}}
-	st.lost = true
+	st.lost, st.learned = true, true
 	// Rejoins on the joined branch we did not apply: re-send what they missed.
 	for _, ps := range rejoins {
 		t.resendForRejoin(ps.rejoinSince, ps.seq, st)

@@ -1,6 +1,7 @@
 package commitorder
 
 import (
+	"container/heap"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -89,7 +90,8 @@ type sim struct {
 	now       time.Time
 	w         *world
 	ms        []*member
-	inflight  []envelope
+	inflight  envHeap    // in flight, by delivery time
+	due       []envelope // delivered in random order once due
 	split     bool
 	sender    map[MessageID]int
 	sealedIn  map[MessageID][]StateID // every state a copy was sealed in, for diagnosis
@@ -188,7 +190,7 @@ func (s *sim) broadcast(from *member, e envelope) {
 		e.to = m.idx
 		e.at = s.now.Add(s.latency())
 		if s.reachable(from.idx, m.idx) {
-			s.inflight = append(s.inflight, e)
+			heap.Push(&s.inflight, e)
 		} else {
 			s.stats.dropped++
 		}
@@ -298,29 +300,36 @@ func (s *sim) latency() time.Duration {
 // deliverOne delivers one of the envelopes due, chosen at random, letting
 // time pass to the next due one if none is.
 func (s *sim) deliverOne() {
-	if len(s.inflight) == 0 {
-		return
-	}
-	var due []int
-	next := s.inflight[0].at
-	for i, e := range s.inflight {
-		if !e.at.After(s.now) {
-			due = append(due, i)
+	for len(s.due) == 0 {
+		if len(s.inflight) == 0 {
+			return
 		}
-		if e.at.Before(next) {
-			next = e.at
+		if next := s.inflight[0].at; next.After(s.now) {
+			s.advance(next.Sub(s.now))
+		}
+		for len(s.inflight) > 0 && !s.inflight[0].at.After(s.now) {
+			s.due = append(s.due, heap.Pop(&s.inflight).(envelope))
 		}
 	}
-	if len(due) == 0 {
-		s.advance(next.Sub(s.now))
-		s.deliverOne()
-		return
-	}
-	i := due[s.rng.IntN(len(due))]
-	e := s.inflight[i]
-	s.inflight[i] = s.inflight[len(s.inflight)-1]
-	s.inflight = s.inflight[:len(s.inflight)-1]
+	i := s.rng.IntN(len(s.due))
+	e := s.due[i]
+	s.due[i] = s.due[len(s.due)-1]
+	s.due = s.due[:len(s.due)-1]
 	s.deliver(e)
+}
+
+// envHeap orders envelopes by delivery time (container/heap).
+type envHeap []envelope
+
+func (h envHeap) Len() int           { return len(h) }
+func (h envHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h envHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *envHeap) Push(x any)        { *h = append(*h, x.(envelope)) }
+func (h *envHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 func (s *sim) deliver(e envelope) {
@@ -448,7 +457,7 @@ func (s *sim) requestSync(m *member, from uint64, peer int) {
 		peer = peers[s.rng.IntN(len(peers))]
 	}
 	m.syncing = true
-	s.inflight = append(s.inflight, envelope{at: s.now.Add(s.latency()), kind: kSync, to: m.idx, from: peer, since: from})
+	heap.Push(&s.inflight, envelope{at: s.now.Add(s.latency()), kind: kSync, to: m.idx, from: peer, since: from})
 }
 
 // rejoin is the node's resync: ask the members in reach for a GroupInfo and
@@ -517,7 +526,7 @@ func (s *sim) heal() {
 func (s *sim) settle() {
 	calm := 0
 	for round := 0; round < 200 && s.err == nil; round++ {
-		for n := 0; len(s.inflight) > 0 && s.err == nil; n++ {
+		for n := 0; len(s.inflight)+len(s.due) > 0 && s.err == nil; n++ {
 			if n > 50_000 {
 				s.fail("message storm")
 				return

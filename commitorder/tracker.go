@@ -272,6 +272,7 @@ type step struct {
 	d       Decision
 	from    StateID // current state when the call began
 	lost    bool    // states left our branch: look for messages to re-send
+	learned bool    // states became known: buffered commits may attach
 	rejoins []*link // states made by rejoin commits in this call
 }
 
@@ -282,7 +283,9 @@ func (t *Tracker) begin(now time.Time) *step {
 }
 
 func (t *Tracker) end(now time.Time, s *step) {
-	t.attachOrphans(now, s)
+	if s.learned {
+		t.attachOrphans(now, s)
+	}
 	cur := t.Current()
 	s.d.Current = cur
 	if s.lost {
@@ -358,6 +361,7 @@ func (t *Tracker) placeOnHeld(i int, c *candidate, now time.Time, s *step) (Outc
 	t.unwind(i+1, now, s)
 	l := &link{state: next, via: c.key, rejoinSince: c.RejoinSince, applied: applied, at: now, seq: t.nextSeq()}
 	t.chain = append(t.chain, l)
+	s.learned = true
 	if !c.RejoinSince.IsZero() {
 		s.rejoins = append(s.rejoins, l)
 	}
@@ -393,6 +397,7 @@ func (t *Tracker) unwind(i int, now time.Time, s *step) {
 		l.state.Release()
 		s.d.Unwound++
 		s.lost = true
+		s.learned = true
 	}
 	clear(t.chain[i:])
 	t.chain = t.chain[:i]
@@ -454,7 +459,7 @@ func (t *Tracker) expire(now time.Time, s *step) {
 }
 
 // pruneCandidates drops commits kept longer than ttl, then the oldest beyond
-// limit; cs is in arrival order.
+// limit.
 func pruneCandidates(cs []*candidate, now time.Time, ttl time.Duration, limit int) []*candidate {
 	cs = slices.DeleteFunc(cs, func(c *candidate) bool { return !now.Before(c.at.Add(ttl)) })
 	if len(cs) > limit {
