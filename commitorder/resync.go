@@ -107,9 +107,9 @@ func (t *Tracker) Resynced(c Commit, s State, path []Step, now time.Time) (Decis
 	// The joined branch, from since (exclusive) to c's parent: states we
 	// never held, each with the commit the branch followed from it.
 	cand := newCandidate(c, now)
-	branch := joinedBranch(path, since, c)
-	if p := t.past.get(since); p != nil && len(branch) > 0 && branch[0].CommitHash != ([32]byte{}) {
-		next := branch[0].key() // we follow the joined branch from since now
+	branch, fromSince := joinedBranch(path, since, c)
+	if p := t.past.get(since); p != nil && fromSince {
+		next := branch[0].key() // from since, we follow the joined branch now
 		p.v.next = &next
 	}
 	var rejoins []*pastState
@@ -176,19 +176,20 @@ func (t *Tracker) dropAfter(since StateID, now time.Time) {
 	}
 }
 
-// joinedBranch trims a served path to the states after since, up to and
-// including c's parent, which it adds if the path lacks it.
-func joinedBranch(path []Step, since StateID, c Commit) []Step {
+// joinedBranch trims a served path to the states after since (fromSince
+// says whether since was in it), up to and including c's parent, which it
+// adds if the path lacks it.
+func joinedBranch(path []Step, since StateID, c Commit) (branch []Step, fromSince bool) {
 	for i, p := range path {
 		if p.State == since {
-			path = path[i+1:]
+			path, fromSince = path[i+1:], true
 			break
 		}
 	}
 	for i, p := range path {
 		if p.State == c.Parent {
-			return path[:i+1]
+			return path[:i+1], fromSince
 		}
 	}
-	return append(slices.Clone(path), Step{State: c.Parent, Epoch: c.Epoch})
+	return append(slices.Clone(path), Step{State: c.Parent, Epoch: c.Epoch}), fromSince
 }

@@ -165,8 +165,8 @@ type link struct {
 	seq         uint64    // order along our branch
 }
 
-// pastState is a state of our branch that is no longer held: only its ID and
-// the rank of the commit we followed from it remain.
+// pastState is a state of our branch that is no longer held (or never was):
+// no secrets, only what rule 1 and the re-send bookkeeping need.
 type pastState struct {
 	epoch       uint64
 	via         rankKey  // the commit that made it; zero if unknown
@@ -202,7 +202,6 @@ type Tracker struct {
 	orphans []*candidate // commits whose parent is unknown
 	waiting []*candidate // commits on a held state that wait for proposals
 	wanted  []heard      // own proposals not committed yet
-
 }
 
 type heard struct {
