@@ -360,9 +360,18 @@ func (t *Topic) WaitForPeers(ctx context.Context, n int) error {
 		return fmt.Errorf("gossip: wait for peers: %w", err)
 	}
 	defer events.Cancel()
+	// A join that pubsub processes while the handler is being registered
+	// can go unannounced, so the peer list is also re-read at a short
+	// interval rather than trusting the events alone.
 	for len(t.topic.ListPeers()) < n {
-		if _, err := events.NextPeerEvent(ctx); err != nil {
-			return fmt.Errorf("gossip: wait for %d peers on %s (have %d): %w", n, t.id, len(t.topic.ListPeers()), err)
+		step, stop := context.WithTimeout(ctx, peerPollInterval)
+		_, err := events.NextPeerEvent(step)
+		stop()
+		if ctx.Err() != nil {
+			return fmt.Errorf("gossip: wait for %d peers on %s (have %d): %w", n, t.id, len(t.topic.ListPeers()), ctx.Err())
+		}
+		if err != nil && step.Err() == nil {
+			return fmt.Errorf("gossip: wait for peers on %s: %w", t.id, err)
 		}
 	}
 	return nil
@@ -388,6 +397,9 @@ func (t *Topic) WaitForMesh(ctx context.Context, n int) error {
 		}
 	}
 }
+
+// peerPollInterval is how often WaitForPeers re-reads the topic's peers.
+const peerPollInterval = 100 * time.Millisecond
 
 // boundWait applies DefaultWaitTimeout to a context without a deadline.
 func boundWait(ctx context.Context) (context.Context, context.CancelFunc) {
