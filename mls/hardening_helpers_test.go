@@ -191,6 +191,8 @@ type privateSpec struct {
 	// leaf and generation).
 	senderData      wire.SenderData
 	keyLeaf, keyGen uint32
+	// keyRatchet, when set, overrides the ratchet the content type selects.
+	keyRatchet *secrettree.RatchetType
 	// padding is appended to the encoded PrivateMessageContent.
 	padding []byte
 	// corrupt flips a bit of the content ciphertext.
@@ -213,7 +215,11 @@ func sealPrivate(t testing.TB, g *Group, spec privateSpec) []byte {
 
 	raw := must[[]byte](t)(g.stree.MarshalBinary())
 	st := must[*secrettree.Tree](t)(secrettree.Unmarshal(raw, secrettree.Config{MaxForward: ^uint32(0)}))
-	kn := must[secrettree.KeyNonce](t)(st.Peek(treemath.LeafIndex(spec.keyLeaf), ratchetOf(c.ContentType), spec.keyGen))
+	typ := ratchetOf(c.ContentType)
+	if spec.keyRatchet != nil {
+		typ = *spec.keyRatchet
+	}
+	kn := must[secrettree.KeyNonce](t)(st.Peek(treemath.LeafIndex(spec.keyLeaf), typ, spec.keyGen))
 	aead := must[cipher.AEAD](t)(g.cs.NewAEAD(kn.Key))
 	nonce := bytes.Clone(kn.Nonce)
 	for i, b := range spec.senderData.ReuseGuard {
@@ -269,3 +275,5 @@ func nextGen(t testing.TB, g *Group, leaf uint32, ct wire.ContentType) uint32 {
 		}
 	}
 }
+
+func leafIndex(i uint32) treemath.LeafIndex { return treemath.LeafIndex(i) }
