@@ -124,6 +124,12 @@ var (
 	// extension when no tree was supplied out of band (RFC 9420 §12.4.3.3).
 	ErrTreeRequired = errors.New("mls: ratchet tree required")
 
+	// ErrGroupExists reports a Welcome for a group whose ID this client
+	// already uses for another group (JoinOptions.GroupExists): joining must
+	// never replace or shadow an existing group's state (RFC 9420
+	// §12.4.3.1: the group_id must be unique among the client's groups).
+	ErrGroupExists = errors.New("mls: group ID already in use")
+
 	// ErrWelcomeNotForUs reports a Welcome with no entry for any of the
 	// given KeyPackages (RFC 9420 §12.4.3.1).
 	ErrWelcomeNotForUs = errors.New("mls: welcome is not for this client")

@@ -151,9 +151,9 @@ func newKeyPackage(cs *ciphersuite.Suite, kp wire.KeyPackage) (*KeyPackage, erro
 // ErrUnsupportedVersion, ErrBadSignature, ErrKeyPackageExpired or
 // ErrKeyPackageInvalid.
 func ParseKeyPackage(data []byte, cfg *Config) (*KeyPackage, error) {
-	var msg wire.MLSMessage
-	if err := wire.Unmarshal(data, &msg); err != nil {
-		return nil, fmt.Errorf("parse key package: %w: %v", ErrMalformed, err)
+	msg, err := decodeMLSMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse key package: %w", err)
 	}
 	if msg.WireFormat != wire.WireFormatKeyPackage {
 		return nil, fmt.Errorf("parse key package: message holds a %v: %w", msg.WireFormat, ErrMalformed)

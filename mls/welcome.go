@@ -150,6 +150,13 @@ type JoinOptions struct {
 	// the old membership. A Welcome with a reinit PSK is refused without
 	// it.
 	ReInitFrom *Group
+
+	// GroupExists reports whether this client already has a group with
+	// the given ID. RFC 9420 §12.4.3.1 requires a joiner to check that the
+	// group_id is unique among its groups; Join fails with ErrGroupExists
+	// when it returns true, before anything of the Welcome is used. Nil
+	// means the caller checks Group.ID itself before storing the result.
+	GroupExists func(groupID []byte) bool
 }
 
 // WelcomeKeyPackageRefs returns the KeyPackageRefs a Welcome is addressed
@@ -168,9 +175,9 @@ func WelcomeKeyPackageRefs(welcome []byte) ([][]byte, error) {
 }
 
 func decodeWelcome(data []byte) (*wire.Welcome, error) {
-	var msg wire.MLSMessage
-	if err := wire.Unmarshal(data, &msg); err != nil {
-		return nil, fmt.Errorf("welcome: %w: %v", ErrMalformed, err)
+	msg, err := decodeMLSMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("welcome: %w", err)
 	}
 	if msg.WireFormat != wire.WireFormatWelcome {
 		return nil, fmt.Errorf("welcome: message holds a %v: %w", msg.WireFormat, ErrMalformed)
@@ -286,8 +293,9 @@ func openWelcome(w *wire.Welcome, kps []*PrivateKeyPackage, cfg *Config, reinitF
 // signed tree hash, installs the path secret, derives the epoch's key
 // schedule and checks the confirmation tag.
 //
-// The caller must make sure the group ID is not one of a group it is
-// already in (RFC 9420 §12.4.3.1), and may delete the used KeyPackage
+// The group ID must not be one of a group the caller is already in
+// (RFC 9420 §12.4.3.1): pass JoinOptions.GroupExists, or compare Group.ID
+// before storing the result. The caller may delete the used KeyPackage
 // unless it is a last-resort one.
 func Join(welcome []byte, kps []*PrivateKeyPackage, cfg *Config, opts *JoinOptions) (*Group, error) {
 	if opts == nil {
@@ -300,6 +308,9 @@ func Join(welcome []byte, kps []*PrivateKeyPackage, cfg *Config, opts *JoinOptio
 	ow, err := openWelcome(w, kps, cfg, opts.ReInitFrom)
 	if err != nil {
 		return nil, fmt.Errorf("join: %w", err)
+	}
+	if opts.GroupExists != nil && opts.GroupExists(bytes.Clone(ow.info.GroupContext.GroupID)) {
+		return nil, fmt.Errorf("join: group %x: %w", ow.info.GroupContext.GroupID, ErrGroupExists)
 	}
 	g, err := joinFromWelcome(ow, cfg, opts.RatchetTree)
 	if err != nil {
