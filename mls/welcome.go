@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/meshchat/meshchat/mls/internal/ciphersuite"
@@ -389,22 +390,19 @@ func joinFromWelcome(ow *openedWelcome, cfg *Config, treeBytes []byte) (*Group, 
 // signer's leaf, checks that this client supports the group's extensions,
 // and validates the tree (RFC 9420 §12.4.3.1).
 func verifiedTree(cs *ciphersuite.Suite, gi *wire.GroupInfo, treeBytes []byte, cfg *Config) (*tree.Tree, error) {
-	var rt wire.RatchetTree
 	var t *tree.Tree
-	ok, err := gi.Extensions.Get(&rt)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%w: ratchet_tree extension: %v", ErrMalformed, err)
-	case ok:
-		if t, err = tree.Import(cs, rt); err != nil {
-			return nil, mapTreeError(err)
-		}
-	case treeBytes != nil:
-		if t, err = tree.Decode(cs, treeBytes); err != nil {
-			return nil, mapTreeError(err)
-		}
-	default:
+	var err error
+	// The extension's body is decoded by the tree package, as a tree sent
+	// out of band is, so that a defect is reported the same either way.
+	if ext := gi.Extensions.Find(wire.ExtensionTypeRatchetTree); ext != nil {
+		t, err = tree.Decode(cs, ext.ExtensionData)
+	} else if treeBytes != nil {
+		t, err = tree.Decode(cs, treeBytes)
+	} else {
 		return nil, ErrTreeRequired
+	}
+	if err != nil {
+		return nil, invalidTree(err)
 	}
 	signer := t.Leaf(treemath.LeafIndex(gi.Signer))
 	if signer == nil {
@@ -417,7 +415,18 @@ func verifiedTree(cs *ciphersuite.Suite, gi *wire.GroupInfo, treeBytes []byte, c
 		return nil, fmt.Errorf("group context: %w", err)
 	}
 	if err := t.Validate(&tree.Params{GroupContext: &gi.GroupContext, MaxLifetime: cfg.maxLifetime()}); err != nil {
-		return nil, mapTreeError(err)
+		return nil, invalidTree(err)
 	}
 	return t, nil
+}
+
+// invalidTree maps an error of decoding or validating a received tree: it
+// always matches ErrInvalidTree, and the more specific sentinel
+// (ErrInvalidLeafNode, ErrBadSignature, ...) where there is one.
+func invalidTree(err error) error {
+	err = mapTreeError(err)
+	if errors.Is(err, ErrInvalidTree) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidTree, err)
 }
