@@ -223,10 +223,8 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 // non-default GroupContext extension (RFC 9420 §13.4: a client adding a
 // member MUST verify it).
 func supportsExtensions(leaf *wire.LeafNode, exts wire.Extensions) error {
-	for _, e := range exts {
-		if !e.ExtensionType.IsDefault() && !listsExtension(leaf.Capabilities, e.ExtensionType) {
-			return fmt.Errorf("leaf lacks group context extension %v: %w", e.ExtensionType, ErrUnsupportedExtension)
-		}
+	if t, missing := missingExtension(exts, leaf.Capabilities.Extensions); missing {
+		return fmt.Errorf("leaf lacks group context extension %v: %w", t, ErrUnsupportedExtension)
 	}
 	return nil
 }
@@ -245,28 +243,21 @@ func checkMembersSupport(t *tree.Tree, exts wire.Extensions) error {
 		if l == nil {
 			continue
 		}
-		for _, e := range exts {
-			if !e.ExtensionType.IsDefault() && !listsExtension(l.Capabilities, e.ExtensionType) {
-				return fmt.Errorf("leaf %d lacks extension %v: %w", i, e.ExtensionType, errRuleUnsupportedByMember)
-			}
+		caps := &l.Capabilities
+		if x, missing := missingExtension(exts, caps.Extensions); missing {
+			return fmt.Errorf("leaf %d lacks extension %v: %w", i, x, errRuleUnsupportedByMember)
 		}
 		if !hasRC {
 			continue
 		}
-		for _, x := range rc.ExtensionTypes {
-			if !x.IsDefault() && !listsExtension(l.Capabilities, x) {
-				return fmt.Errorf("leaf %d lacks required extension %v: %w", i, x, errRuleUnsupportedByMember)
-			}
+		if x, missing := wire.MissingFrom(rc.ExtensionTypes, caps.Extensions, wire.ExtensionType.IsDefault); missing {
+			return fmt.Errorf("leaf %d lacks required extension %v: %w", i, x, errRuleUnsupportedByMember)
 		}
-		for _, x := range rc.ProposalTypes {
-			if !x.IsDefault() && !listsProposal(l.Capabilities, x) {
-				return fmt.Errorf("leaf %d lacks required proposal %v: %w", i, x, errRuleUnsupportedByMember)
-			}
+		if x, missing := wire.MissingFrom(rc.ProposalTypes, caps.Proposals, wire.ProposalType.IsDefault); missing {
+			return fmt.Errorf("leaf %d lacks required proposal %v: %w", i, x, errRuleUnsupportedByMember)
 		}
-		for _, x := range rc.CredentialTypes {
-			if !listsCredential(l.Capabilities, x) {
-				return fmt.Errorf("leaf %d lacks required credential %v: %w", i, x, errRuleUnsupportedByMember)
-			}
+		if x, missing := wire.MissingFrom(rc.CredentialTypes, caps.Credentials, nil); missing {
+			return fmt.Errorf("leaf %d lacks required credential %v: %w", i, x, errRuleUnsupportedByMember)
 		}
 	}
 	return nil

@@ -307,10 +307,8 @@ func (g *Group) checkOwnSupport(exts wire.Extensions) error {
 
 func checkOwnSupport(cfg *Config, exts wire.Extensions) error {
 	caps := ownCapabilities(cfg)
-	for _, e := range exts {
-		if !e.ExtensionType.IsDefault() && !listsExtension(caps, e.ExtensionType) {
-			return fmt.Errorf("extension %v: %w", e.ExtensionType, ErrUnsupportedExtension)
-		}
+	if t, missing := missingExtension(exts, caps.Extensions); missing {
+		return fmt.Errorf("extension %v: %w", t, ErrUnsupportedExtension)
 	}
 	var rc wire.RequiredCapabilities
 	ok, err := exts.Get(&rc)
@@ -318,20 +316,14 @@ func checkOwnSupport(cfg *Config, exts wire.Extensions) error {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if ok {
-		for _, t := range rc.ExtensionTypes {
-			if !t.IsDefault() && !listsExtension(caps, t) {
-				return fmt.Errorf("required extension %v: %w", t, ErrUnsupportedExtension)
-			}
+		if t, missing := wire.MissingFrom(rc.ExtensionTypes, caps.Extensions, wire.ExtensionType.IsDefault); missing {
+			return fmt.Errorf("required extension %v: %w", t, ErrUnsupportedExtension)
 		}
-		for _, t := range rc.ProposalTypes {
-			if !t.IsDefault() && !listsProposal(caps, t) {
-				return fmt.Errorf("required proposal %v: %w", t, ErrUnsupportedExtension)
-			}
+		if t, missing := wire.MissingFrom(rc.ProposalTypes, caps.Proposals, wire.ProposalType.IsDefault); missing {
+			return fmt.Errorf("required proposal %v: %w", t, ErrUnsupportedExtension)
 		}
-		for _, t := range rc.CredentialTypes {
-			if !listsCredential(caps, t) {
-				return fmt.Errorf("required credential %v: %w", t, ErrUnsupportedExtension)
-			}
+		if t, missing := wire.MissingFrom(rc.CredentialTypes, caps.Credentials, nil); missing {
+			return fmt.Errorf("required credential %v: %w", t, ErrUnsupportedExtension)
 		}
 	}
 	return nil
