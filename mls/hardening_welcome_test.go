@@ -191,6 +191,10 @@ func TestHardeningWelcome(t *testing.T) {
 		{name: "class8/§13.4 unsupported GroupContext extension", msg: change(func(h *hostileWelcome) {
 			h.gi.GroupContext.Extensions = append(h.gi.GroupContext.Extensions, wire.Extension{ExtensionType: 0xff02})
 		}, resigned), want: []error{ErrUnsupportedExtension}},
+		{name: "class8/§12.1.8.1 GroupContext external_senders with trailing bytes", msg: change(func(h *hostileWelcome) {
+			es := must[[]byte](t)(wire.Marshal(&wire.ExternalSenders{{SignatureKey: c.id.SignaturePublicKey(), Credential: c.id.credential()}}))
+			h.gi.GroupContext.Extensions = append(h.gi.GroupContext.Extensions, wire.Extension{ExtensionType: wire.ExtensionTypeExternalSenders, ExtensionData: append(es, 0)})
+		}, resigned), want: []error{ErrMalformed}},
 		{name: "class8/§11.1 required capabilities the joiner lacks", msg: change(func(h *hostileWelcome) {
 			h.gi.GroupContext.Extensions = append(h.gi.GroupContext.Extensions, wire.Extension{ExtensionType: wire.ExtensionType(rc.Type), ExtensionData: rc.Data})
 		}, resigned), want: []error{ErrUnsupportedExtension}},

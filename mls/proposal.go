@@ -300,7 +300,8 @@ func checkPSKID(cs *ciphersuite.Suite, id *wire.PreSharedKeyID) error {
 // checkOwnSupport reports whether this client supports every extension of
 // a GroupContext extension list: the default ones, the types in
 // Config.SupportedExtensions, and whether it meets its
-// required_capabilities (RFC 9420 §11.1, §13.4).
+// required_capabilities (RFC 9420 §11.1, §13.4). The payloads of
+// required_capabilities and external_senders must decode exactly.
 func (g *Group) checkOwnSupport(exts wire.Extensions) error {
 	return checkOwnSupport(g.cfg, exts)
 }
@@ -309,6 +310,13 @@ func checkOwnSupport(cfg *Config, exts wire.Extensions) error {
 	caps := ownCapabilities(cfg)
 	if t, missing := missingExtension(exts, caps.Extensions); missing {
 		return fmt.Errorf("extension %v: %w", t, ErrUnsupportedExtension)
+	}
+	// The payloads this client interprets must decode exactly (no trailing
+	// bytes): a GroupContext extension that one member reads differently
+	// from another, or not at all, must never enter the group state.
+	var senders wire.ExternalSenders
+	if _, err := exts.Get(&senders); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	var rc wire.RequiredCapabilities
 	ok, err := exts.Get(&rc)
