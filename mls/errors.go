@@ -98,6 +98,11 @@ var (
 	// message names the rule.
 	ErrInvalidProposalList = errors.New("mls: invalid proposal list")
 
+	// ErrTooManyProposals reports a proposal that would take the epoch's
+	// cache past Config.MaxPendingProposals: it is not cached (a flood of
+	// proposals must not exhaust memory or make the next commit slow).
+	ErrTooManyProposals = errors.New("mls: too many pending proposals")
+
 	// ErrUnknownProposal reports a commit that references a proposal by a
 	// ProposalRef this client has not received in the current epoch
 	// (RFC 9420 §12.4).

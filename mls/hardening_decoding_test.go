@@ -70,8 +70,6 @@ func TestHardeningDecoding(t *testing.T) {
 		kp := e.kp.KeyPackage().kp
 		kp.LeafNode.Extensions, kp.LeafNode.Capabilities.Extensions = exts, caps
 		// Encode refuses a duplicate; write the list by hand.
-		raw := must[[]byte](t)(wire.Marshal(must[*wire.MLSMessage](t)(wire.NewMLSMessage(&e.kp.KeyPackage().kp))))
-		_ = raw
 		enc := encodeKeyPackageRaw(t, &kp)
 		if _, err := ParseKeyPackage(enc, nil); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("duplicate extension: %v", err)
@@ -284,5 +282,64 @@ func gceCommit(t testing.TB, sender, receiver *Group, exts ...wire.Extension) []
 	pc = must[*PendingCommit](t)(clone(t, sender).Commit(&CommitOptions{GroupContextExtensions: []Extension{}}))
 	return mutatePublic(t, pc.Commit, receiver, sender.Identity(), func(pm *wire.PublicMessage) {
 		pm.Content.Commit.Proposals = inline(gceOf(exts...))
+	})
+}
+
+// Class 9 for proposals (RFC 9420 §12.1, §12.4): anyone who can post to the
+// group may send new_member_proposal Adds. The cache is bounded, and a
+// commit of many cached proposals costs work linear in their number: each
+// leaf signature is verified once, on receipt, not again for every
+// candidate list the committer tries.
+func TestHardeningProposalFlood(t *testing.T) {
+	t.Run("class9/§12.1 the proposal cache is bounded", func(t *testing.T) {
+		cfg := &Config{MaxPendingProposals: 8}
+		a, b := newTestClient(t, "alice", cfg), newTestClient(t, "bob", cfg)
+		alice := newGroupOf(t, cfg, a, b)[0]
+		for range 8 {
+			c := newTestClient(t, "x", nil)
+			process(t, alice, must[[]byte](t)(NewMemberProposal(c.kp, alice.ID(), alice.Epoch())))
+		}
+		c := newTestClient(t, "one too many", nil)
+		rejectsMessage(t, alice, must[[]byte](t)(NewMemberProposal(c.kp, alice.ID(), alice.Epoch())), ErrTooManyProposals)
+		rejectsUnchanged(t, alice, func() error { _, err := alice.ProposeRemove(1); return err }, ErrTooManyProposals)
+		// The commit takes them all; the next epoch's cache is empty.
+		pc := must[*PendingCommit](t)(alice.Commit(nil))
+		if len(pc.Proposals) != 8 || len(pc.Next.PendingProposals()) != 0 {
+			t.Fatalf("committed %d proposals", len(pc.Proposals))
+		}
+	})
+	t.Run("class9/§12.4 committing N cached Adds is linear in N", func(t *testing.T) {
+		allocs := func(n int) float64 {
+			a, b := newTestClient(t, "alice", nil), newTestClient(t, "bob", nil)
+			alice := newGroupOf(t, nil, a, b)[0]
+			for range n {
+				c := newTestClient(t, "x", nil)
+				process(t, alice, must[[]byte](t)(NewMemberProposal(c.kp, alice.ID(), alice.Epoch())))
+			}
+			return testing.AllocsPerRun(2, func() { must[*PendingCommit](t)(alice.Commit(nil)) })
+		}
+		small, large := allocs(32), allocs(128)
+		// Four times the proposals: about four times the work when linear,
+		// sixteen when each candidate list is applied from scratch.
+		if large > 7*small {
+			t.Fatalf("committing 128 cached Adds took %v allocations, 32 took %v", large, small)
+		}
+	})
+	t.Run("class9/§12.4 a conflicting cached proposal is left out", func(t *testing.T) {
+		a, b := newTestClient(t, "alice", nil), newTestClient(t, "bob", nil)
+		gs := newGroupOf(t, nil, a, b)
+		alice, bob := gs[0], gs[1]
+		e, f := newTestClient(t, "erin", nil), newTestClient(t, "frank", nil)
+		twin := forgeKeyPackage(t, f, func(kp *wire.KeyPackage) { kp.LeafNode.EncryptionKey = e.kp.KeyPackage().kp.LeafNode.EncryptionKey })
+		for _, m := range [][]byte{
+			must[[]byte](t)(NewMemberProposal(e.kp, alice.ID(), alice.Epoch())),
+			must[[]byte](t)(bob.ProposeAdd(twin)),
+		} {
+			process(t, alice, m)
+		}
+		pc := must[*PendingCommit](t)(alice.Commit(nil))
+		if len(pc.Proposals) != 1 || string(pc.Proposals[0].KeyPackage.Identity()) != "erin" {
+			t.Fatalf("committed %+v", pc.Proposals)
+		}
 	})
 }

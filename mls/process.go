@@ -257,6 +257,9 @@ func (g *Group) receiveProposal(v *framing.Verified) (*Received, error) {
 		return nil, err
 	}
 	if g.findProposal(ref) == nil {
+		if len(g.proposals) >= g.cfg.maxPendingProposals() {
+			return nil, fmt.Errorf("proposal: %d cached: %w", len(g.proposals), ErrTooManyProposals)
+		}
 		g.proposals = append(g.proposals, &cachedProposal{ref: ref, proposal: c.Proposal, sender: c.Sender})
 	}
 	p := g.describe(c.Proposal, c.Sender, ref, g.tree)

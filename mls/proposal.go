@@ -56,6 +56,9 @@ func (g *Group) propose(p Proposal) ([]byte, error) {
 	if err := g.canSend(); err != nil {
 		return nil, fmt.Errorf("propose %v: %w", p.Type, err)
 	}
+	if len(g.proposals) >= g.cfg.maxPendingProposals() {
+		return nil, fmt.Errorf("propose %v: %w", p.Type, ErrTooManyProposals)
+	}
 	wp, leafPriv, err := g.buildProposal(p)
 	if err != nil {
 		return nil, fmt.Errorf("propose %v: %w", p.Type, err)

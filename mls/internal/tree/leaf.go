@@ -29,6 +29,12 @@ type Params struct {
 	// lifetime (not_after - not_before) of a key_package leaf (§7.2).
 	MaxLifetime time.Duration
 
+	// SignatureVerified says that the caller has already verified the
+	// leaf node's signature for the leaf it is validated for (a proposal
+	// checked when it was received); ValidateLeafNode then does not verify
+	// it again.
+	SignatureVerified bool
+
 	// ValidateCredential, when set, is the application's credential check
 	// (RFC 9420 §5.3.1); an error rejects the leaf with
 	// ErrCredentialInvalid. It is called from one goroutine at a time.
@@ -112,7 +118,7 @@ func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource,
 		}
 		replaced = int(index)
 	}
-	if err := t.validateLeafContent(leaf, source, replaced, p, true); err != nil {
+	if err := t.validateLeafContent(leaf, source, replaced, p, !p.SignatureVerified); err != nil {
 		return err
 	}
 	if at, dup := t.HasEncryptionKey(leaf.EncryptionKey); dup {
