@@ -180,6 +180,14 @@ func TestHardeningExternalCommitLists(t *testing.T) {
 		{"class7/§12.4.3.2 external commit removing another client", mutate(func(c *wire.Commit) { c.Proposals = append(c.Proposals, inline(removeOf(carol.myLeaf))...) }), invalid(errRuleExternalResync)},
 		{"class7/§12.4.3.2 external commit removing a blank leaf", mutate(func(c *wire.Commit) { c.Proposals = append(c.Proposals, inline(removeOf(9))...) }), []error{ErrInvalidProposalList}},
 	}
+	cases = append(cases, rejectCase{"class7/§12.4.3.2 external joiner taking a member's signature key without removing it", func(t *testing.T) []byte {
+		return mutatePublic(t, ext, alice, carol.Identity(), func(pm *wire.PublicMessage) {
+			leaf := &pm.Content.Commit.Path.LeafNode
+			leaf.SignatureKey = carol.Identity().SignaturePublicKey()
+			leaf.Credential = carol.Identity().credential()
+			resignLeaf(t, leaf, carol.Identity(), alice.ID(), 4)
+		})
+	}, []error{ErrInvalidCommit, tree.ErrDuplicateSignatureKey}})
 	runRejectCases(t, func(*testing.T) *Group { return alice }, cases)
 }
 

@@ -49,7 +49,9 @@ func TestHardeningRatchet(t *testing.T) {
 		allocs := func(msg []byte) float64 {
 			return testing.AllocsPerRun(20, func() { _, _ = g.ProcessMessage(msg) })
 		}
-		if a, b := allocs(near), allocs(far); b > a {
+		// Equal up to sync.Pool noise under the race detector; walking the
+		// ratchet to 2^32-1 would take billions.
+		if a, b := allocs(near), allocs(far); b > a+a/4+4 {
 			t.Fatalf("generation 2^32-1 cost %v allocations, generation gap+1 %v", b, a)
 		}
 	})
