@@ -146,7 +146,7 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 			continue
 		}
 		leaf := treemath.LeafIndex(r.sender.LeafIndex)
-		if err := ap.tree.ValidateLeafNode(&r.p.Update.LeafNode, wire.LeafNodeSourceUpdate, leaf, params); err != nil {
+		if err := ap.tree.ValidateLeafNode(&r.p.Update.LeafNode, wire.LeafNodeSourceUpdate, leaf, withVerified(params, r)); err != nil {
 			return nil, rule(fmt.Errorf("update of leaf %d: %w", leaf, mapTreeError(err)))
 		}
 		if err := ap.tree.UpdateLeaf(leaf, &r.p.Update.LeafNode); err != nil {
@@ -188,7 +188,7 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 		if at, ok := ap.tree.FindSignatureKey(kp.LeafNode.SignatureKey); ok {
 			return nil, rule(fmt.Errorf("leaf %d: %w", at, errRuleAddExistingMember))
 		}
-		if err := ap.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, addParams); err != nil {
+		if err := ap.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, withVerified(addParams, r)); err != nil {
 			return nil, rule(fmt.Errorf("add: %w", mapTreeError(err)))
 		}
 		if err := supportsExtensions(&kp.LeafNode, ap.ctx.Extensions); err != nil {
@@ -219,14 +219,25 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 	return ap, nil
 }
 
+// withVerified returns p, or for a cached proposal (whose leaf signature
+// was verified on receipt) a copy that skips the signature: a commit of
+// many cached Adds verifies each leaf signature once, not once per
+// candidate list tried.
+func withVerified(p *tree.Params, r resolved) *tree.Params {
+	if !r.verified {
+		return p
+	}
+	c := *p
+	c.SignatureVerified = true
+	return &c
+}
+
 // supportsExtensions checks that a new member's leaf lists every
 // non-default GroupContext extension (RFC 9420 §13.4: a client adding a
 // member MUST verify it).
 func supportsExtensions(leaf *wire.LeafNode, exts wire.Extensions) error {
-	for _, e := range exts {
-		if !e.ExtensionType.IsDefault() && !listsExtension(leaf.Capabilities, e.ExtensionType) {
-			return fmt.Errorf("leaf lacks group context extension %v: %w", e.ExtensionType, ErrUnsupportedExtension)
-		}
+	if t, missing := missingExtension(exts, leaf.Capabilities.Extensions); missing {
+		return fmt.Errorf("leaf lacks group context extension %v: %w", t, ErrUnsupportedExtension)
 	}
 	return nil
 }
@@ -245,28 +256,21 @@ func checkMembersSupport(t *tree.Tree, exts wire.Extensions) error {
 		if l == nil {
 			continue
 		}
-		for _, e := range exts {
-			if !e.ExtensionType.IsDefault() && !listsExtension(l.Capabilities, e.ExtensionType) {
-				return fmt.Errorf("leaf %d lacks extension %v: %w", i, e.ExtensionType, errRuleUnsupportedByMember)
-			}
+		caps := &l.Capabilities
+		if x, missing := missingExtension(exts, caps.Extensions); missing {
+			return fmt.Errorf("leaf %d lacks extension %v: %w", i, x, errRuleUnsupportedByMember)
 		}
 		if !hasRC {
 			continue
 		}
-		for _, x := range rc.ExtensionTypes {
-			if !x.IsDefault() && !listsExtension(l.Capabilities, x) {
-				return fmt.Errorf("leaf %d lacks required extension %v: %w", i, x, errRuleUnsupportedByMember)
-			}
+		if x, missing := wire.MissingFrom(rc.ExtensionTypes, caps.Extensions, wire.ExtensionType.IsDefault); missing {
+			return fmt.Errorf("leaf %d lacks required extension %v: %w", i, x, errRuleUnsupportedByMember)
 		}
-		for _, x := range rc.ProposalTypes {
-			if !x.IsDefault() && !listsProposal(l.Capabilities, x) {
-				return fmt.Errorf("leaf %d lacks required proposal %v: %w", i, x, errRuleUnsupportedByMember)
-			}
+		if x, missing := wire.MissingFrom(rc.ProposalTypes, caps.Proposals, wire.ProposalType.IsDefault); missing {
+			return fmt.Errorf("leaf %d lacks required proposal %v: %w", i, x, errRuleUnsupportedByMember)
 		}
-		for _, x := range rc.CredentialTypes {
-			if !listsCredential(l.Capabilities, x) {
-				return fmt.Errorf("leaf %d lacks required credential %v: %w", i, x, errRuleUnsupportedByMember)
-			}
+		if x, missing := wire.MissingFrom(rc.CredentialTypes, caps.Credentials, nil); missing {
+			return fmt.Errorf("leaf %d lacks required credential %v: %w", i, x, errRuleUnsupportedByMember)
 		}
 	}
 	return nil
@@ -702,8 +706,25 @@ func (g *Group) commitList(opts *CommitOptions, me wire.Sender) ([]resolved, []w
 			ordered = append(ordered, cp)
 		}
 	}
+	// First every cached proposal the list rules allow, applied once: the
+	// usual case, linear in the number of proposals.
+	all, allRefs := list, refs
 	for _, cp := range ordered {
-		cand := append(list[:len(list):len(list)], resolved{p: cp.proposal, sender: cp.sender, ref: cp.ref, leafPriv: cp.leafPriv})
+		cand := append(all[:len(all):len(all)], resolvedFromCache(cp))
+		if validateList(cand, me, false) != nil {
+			continue
+		}
+		all = cand
+		allRefs = append(allRefs[:len(allRefs):len(allRefs)], wire.ProposalOrRef{Type: wire.ProposalOrRefTypeReference, Reference: cp.ref})
+	}
+	if _, err := g.applyProposals(all); err == nil {
+		return all, allRefs, nil
+	}
+	// Some proposals conflict with the tree or with each other: keep each
+	// one only if the list stays valid with it. This is quadratic in the
+	// number of cached proposals, which Config.MaxPendingProposals bounds.
+	for _, cp := range ordered {
+		cand := append(list[:len(list):len(list)], resolvedFromCache(cp))
 		if validateList(cand, me, false) != nil {
 			continue
 		}

@@ -33,6 +33,15 @@ type Config struct {
 	// service). Zero means the default of 1024.
 	MaxGenerationGap uint32
 
+	// MaxPendingProposals bounds how many proposals a Group caches in one
+	// epoch (RFC 9420 §12.1); further ones are rejected with
+	// ErrTooManyProposals until the next commit. It bounds the memory a
+	// flood of proposals can take and the work of the commit that follows
+	// (new_member_proposal senders need not be members). Zero means the
+	// default of 256; a commit referencing more proposals than a member
+	// could cache cannot be processed by that member.
+	MaxPendingProposals int
+
 	// KeyPackageLifetime is the validity period of new KeyPackages, counted
 	// from one hour before Now to allow for clock skew. Zero means 90 days.
 	KeyPackageLifetime time.Duration
@@ -70,10 +79,11 @@ type Config struct {
 }
 
 const (
-	defaultRetainedEpochs     = 3
-	defaultMaxGenerationGap   = 1024
-	defaultKeyPackageLifetime = 90 * 24 * time.Hour
-	keyPackageClockSkew       = time.Hour
+	defaultRetainedEpochs      = 3
+	defaultMaxGenerationGap    = 1024
+	defaultMaxPendingProposals = 256
+	defaultKeyPackageLifetime  = 90 * 24 * time.Hour
+	keyPackageClockSkew        = time.Hour
 )
 
 func (c *Config) rand() io.Reader {
@@ -105,6 +115,13 @@ func (c *Config) maxGenerationGap() uint32 {
 		return defaultMaxGenerationGap
 	}
 	return c.MaxGenerationGap
+}
+
+func (c *Config) maxPendingProposals() int {
+	if c == nil || c.MaxPendingProposals <= 0 {
+		return defaultMaxPendingProposals
+	}
+	return c.MaxPendingProposals
 }
 
 func (c *Config) keyPackageLifetime() time.Duration {

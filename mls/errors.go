@@ -98,6 +98,11 @@ var (
 	// message names the rule.
 	ErrInvalidProposalList = errors.New("mls: invalid proposal list")
 
+	// ErrTooManyProposals reports a proposal that would take the epoch's
+	// cache past Config.MaxPendingProposals: it is not cached (a flood of
+	// proposals must not exhaust memory or make the next commit slow).
+	ErrTooManyProposals = errors.New("mls: too many pending proposals")
+
 	// ErrUnknownProposal reports a commit that references a proposal by a
 	// ProposalRef this client has not received in the current epoch
 	// (RFC 9420 §12.4).
@@ -123,6 +128,12 @@ var (
 	// ErrTreeRequired reports a Welcome or GroupInfo without a ratchet_tree
 	// extension when no tree was supplied out of band (RFC 9420 §12.4.3.3).
 	ErrTreeRequired = errors.New("mls: ratchet tree required")
+
+	// ErrGroupExists reports a Welcome for a group whose ID this client
+	// already uses for another group (JoinOptions.GroupExists): joining must
+	// never replace or shadow an existing group's state (RFC 9420
+	// §12.4.3.1: the group_id must be unique among the client's groups).
+	ErrGroupExists = errors.New("mls: group ID already in use")
 
 	// ErrWelcomeNotForUs reports a Welcome with no entry for any of the
 	// given KeyPackages (RFC 9420 §12.4.3.1).

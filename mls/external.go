@@ -46,9 +46,9 @@ func JoinExternal(groupInfo []byte, id *Identity, cfg *Config, opts *ExternalJoi
 }
 
 func joinExternal(groupInfo []byte, id *Identity, cfg *Config, opts *ExternalJoinOptions) (*PendingCommit, error) {
-	var msg wire.MLSMessage
-	if err := wire.Unmarshal(groupInfo, &msg); err != nil {
-		return nil, fmt.Errorf("group info: %w: %v", ErrMalformed, err)
+	msg, err := decodeMLSMessage(groupInfo)
+	if err != nil {
+		return nil, fmt.Errorf("group info: %w", err)
 	}
 	if msg.WireFormat != wire.WireFormatGroupInfo {
 		return nil, fmt.Errorf("message holds a %v: %w", msg.WireFormat, ErrMalformed)

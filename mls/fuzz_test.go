@@ -48,6 +48,10 @@ func FuzzProcessMessage(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Inspect reads the same bytes first, as a node's validator does.
+		if info, err := Inspect(data); err == nil && info == nil {
+			t.Fatal("nil info without an error")
+		}
 		r, err := g.ProcessMessage(data)
 		if err != nil {
 			if r != nil {
@@ -60,15 +64,24 @@ func FuzzProcessMessage(f *testing.F) {
 	})
 }
 
-// FuzzLoadGroup feeds arbitrary bytes to LoadGroup.
+// FuzzLoadGroup feeds arbitrary bytes to LoadGroup, and to the other
+// loaders of persisted state (ParseIdentity, ParsePrivateKeyPackage).
 func FuzzLoadGroup(f *testing.F) {
 	fx := newFuzzFixture(f)
 	f.Add(fx.aliceState)
 	f.Add(fx.bobState)
+	f.Add(must[[]byte](f)(fx.bobKP.MarshalBinary()))
+	f.Add(must[[]byte](f)(fx.bobKP.Identity().MarshalBinary()))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g, err := LoadGroup(data, nil)
 		if err == nil && g == nil {
 			t.Fatal("nil group without an error")
+		}
+		if id, err := ParseIdentity(data); err == nil && id == nil {
+			t.Fatal("nil identity without an error")
+		}
+		if kp, err := ParsePrivateKeyPackage(data); err == nil && kp == nil {
+			t.Fatal("nil key package without an error")
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/meshchat/meshchat/mls/internal/wire"
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // WireFormat says which MLS structure a message carries (RFC 9420 §6,
@@ -43,9 +44,9 @@ type MessageInfo struct {
 // Inspect decodes an MLSMessage and reports its clear header. Nothing is
 // verified: use it to route messages, never to trust them.
 func Inspect(data []byte) (*MessageInfo, error) {
-	var m wire.MLSMessage
-	if err := wire.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("inspect: %w: %v", ErrMalformed, err)
+	m, err := decodeMLSMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("inspect: %w", err)
 	}
 	info := &MessageInfo{WireFormat: WireFormat(m.WireFormat)}
 	switch {
@@ -67,4 +68,20 @@ func Inspect(data []byte) (*MessageInfo, error) {
 		info.GroupID, info.Epoch = bytes.Clone(m.GroupInfo.GroupContext.GroupID), m.GroupInfo.GroupContext.Epoch
 	}
 	return info, nil
+}
+
+// decodeMLSMessage decodes an MLSMessage strictly (RFC 9420 §6). A failure
+// wraps ErrMalformed and, when the message names a protocol version other
+// than mls10, ErrUnsupportedVersion too.
+func decodeMLSMessage(data []byte) (*wire.MLSMessage, error) {
+	m := new(wire.MLSMessage)
+	if err := wire.Unmarshal(data, m); err != nil {
+		s := cryptobyte.String(data)
+		var version uint16
+		if s.ReadUint16(&version) && wire.ProtocolVersion(version) != wire.ProtocolVersionMLS10 {
+			return nil, fmt.Errorf("%w: %w: version %v", ErrUnsupportedVersion, ErrMalformed, wire.ProtocolVersion(version))
+		}
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return m, nil
 }

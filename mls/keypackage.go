@@ -151,9 +151,9 @@ func newKeyPackage(cs *ciphersuite.Suite, kp wire.KeyPackage) (*KeyPackage, erro
 // ErrUnsupportedVersion, ErrBadSignature, ErrKeyPackageExpired or
 // ErrKeyPackageInvalid.
 func ParseKeyPackage(data []byte, cfg *Config) (*KeyPackage, error) {
-	var msg wire.MLSMessage
-	if err := wire.Unmarshal(data, &msg); err != nil {
-		return nil, fmt.Errorf("parse key package: %w: %v", ErrMalformed, err)
+	msg, err := decodeMLSMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse key package: %w", err)
 	}
 	if msg.WireFormat != wire.WireFormatKeyPackage {
 		return nil, fmt.Errorf("parse key package: message holds a %v: %w", msg.WireFormat, ErrMalformed)
@@ -192,10 +192,8 @@ func validateKeyPackage(cs *ciphersuite.Suite, kp *wire.KeyPackage, cfg *Config,
 	if err := verifyLeafNode(cs, &kp.LeafNode, wire.LeafNodeSourceKeyPackage, nil, 0, leafSignature); err != nil {
 		return fmt.Errorf("key package: %w: %w", ErrKeyPackageInvalid, err)
 	}
-	for _, e := range kp.Extensions {
-		if !e.ExtensionType.IsDefault() && !listsExtension(kp.LeafNode.Capabilities, e.ExtensionType) {
-			return fmt.Errorf("key package extension %v not in its capabilities: %w", e.ExtensionType, ErrKeyPackageInvalid)
-		}
+	if t, missing := missingExtension(kp.Extensions, kp.LeafNode.Capabilities.Extensions); missing {
+		return fmt.Errorf("key package extension %v not in its capabilities: %w", t, ErrKeyPackageInvalid)
 	}
 	if err := verifySignature(cs, kp.LeafNode.SignatureKey, labelKeyPackageTBS, kp.TBS(), kp.Signature); err != nil {
 		return fmt.Errorf("key package: %w: %w", ErrKeyPackageInvalid, err)
@@ -242,10 +240,8 @@ func verifyLeafNode(cs *ciphersuite.Suite, leaf *wire.LeafNode, source wire.Leaf
 	if !listsCredential(leaf.Capabilities, leaf.Credential.CredentialType) {
 		return fmt.Errorf("leaf credential type %v not in its capabilities: %w", leaf.Credential.CredentialType, ErrInvalidLeafNode)
 	}
-	for _, e := range leaf.Extensions {
-		if !e.ExtensionType.IsDefault() && !listsExtension(leaf.Capabilities, e.ExtensionType) {
-			return fmt.Errorf("leaf extension %v not in its capabilities: %w", e.ExtensionType, ErrInvalidLeafNode)
-		}
+	if t, missing := missingExtension(leaf.Extensions, leaf.Capabilities.Extensions); missing {
+		return fmt.Errorf("leaf extension %v not in its capabilities: %w", t, ErrInvalidLeafNode)
 	}
 	if !signature {
 		return nil
@@ -272,6 +268,14 @@ func verifySignature(cs *ciphersuite.Suite, pub []byte, label string, v wire.Enc
 	return nil
 }
 
+// missingExtension returns the first non-default extension type of exts
+// that caps does not list, in time linear in both (they come from the
+// network and may hold tens of thousands of entries).
+func missingExtension(exts wire.Extensions, caps []wire.ExtensionType) (wire.ExtensionType, bool) {
+	return wire.FirstMissing(len(exts), func(i int) wire.ExtensionType { return exts[i].ExtensionType },
+		len(caps), func(j int) wire.ExtensionType { return caps[j] }, wire.ExtensionType.IsDefault)
+}
+
 func listsCredential(c wire.Capabilities, t wire.CredentialType) bool {
 	for _, x := range c.Credentials {
 		if x == t {
@@ -283,15 +287,6 @@ func listsCredential(c wire.Capabilities, t wire.CredentialType) bool {
 
 func listsExtension(c wire.Capabilities, t wire.ExtensionType) bool {
 	for _, x := range c.Extensions {
-		if x == t {
-			return true
-		}
-	}
-	return false
-}
-
-func listsProposal(c wire.Capabilities, t wire.ProposalType) bool {
-	for _, x := range c.Proposals {
 		if x == t {
 			return true
 		}

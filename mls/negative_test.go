@@ -9,7 +9,7 @@ import (
 )
 
 // decodePublic decodes an MLSMessage holding a PublicMessage.
-func decodePublic(t *testing.T, msg []byte) *wire.PublicMessage {
+func decodePublic(t testing.TB, msg []byte) *wire.PublicMessage {
 	t.Helper()
 	var m wire.MLSMessage
 	if err := wire.Unmarshal(msg, &m); err != nil || m.PublicMessage == nil {
@@ -18,14 +18,14 @@ func decodePublic(t *testing.T, msg []byte) *wire.PublicMessage {
 	return m.PublicMessage
 }
 
-func encodePublic(t *testing.T, pm *wire.PublicMessage) []byte {
+func encodePublic(t testing.TB, pm *wire.PublicMessage) []byte {
 	t.Helper()
 	m := must[*wire.MLSMessage](t)(wire.NewMLSMessage(pm))
 	return must[[]byte](t)(wire.Marshal(m))
 }
 
 // resign signs pm's content again with signer in the epoch of receiver g.
-func resign(t *testing.T, pm *wire.PublicMessage, signer *Identity, g *Group) {
+func resign(t testing.TB, pm *wire.PublicMessage, signer *Identity, g *Group) {
 	t.Helper()
 	ac := pm.AuthenticatedContent()
 	pm.Auth.Signature = must[[]byte](t)(signer.sign(labelFramedContentTBS, ac.TBS(g.ctxRaw)))
@@ -33,7 +33,7 @@ func resign(t *testing.T, pm *wire.PublicMessage, signer *Identity, g *Group) {
 
 // retag recomputes pm's membership tag with the membership key of g's
 // epoch, so that a test reaches the checks after it.
-func retag(t *testing.T, pm *wire.PublicMessage, g *Group) {
+func retag(t testing.TB, pm *wire.PublicMessage, g *Group) {
 	t.Helper()
 	ac := pm.AuthenticatedContent()
 	tbm := must[[]byte](t)(wire.Marshal(&wire.AuthenticatedContentTBM{ContentTBS: *ac.TBS(g.ctxRaw), Auth: pm.Auth}))

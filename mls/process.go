@@ -30,12 +30,11 @@ import (
 // client sent itself, echoed back, are reported with ErrOwnCommit or
 // ErrOwnMessage.
 func (g *Group) ProcessMessage(data []byte) (*Received, error) {
-	var msg wire.MLSMessage
-	if err := wire.Unmarshal(data, &msg); err != nil {
-		return nil, fmt.Errorf("process message: %w: %v", ErrMalformed, err)
+	msg, err := decodeMLSMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("process message: %w", err)
 	}
 	var r *Received
-	var err error
 	switch msg.WireFormat {
 	case wire.WireFormatPublicMessage:
 		r, err = g.processPublic(msg.PublicMessage)
@@ -258,6 +257,9 @@ func (g *Group) receiveProposal(v *framing.Verified) (*Received, error) {
 		return nil, err
 	}
 	if g.findProposal(ref) == nil {
+		if len(g.proposals) >= g.cfg.maxPendingProposals() {
+			return nil, fmt.Errorf("proposal: %d cached: %w", len(g.proposals), ErrTooManyProposals)
+		}
 		g.proposals = append(g.proposals, &cachedProposal{ref: ref, proposal: c.Proposal, sender: c.Sender})
 	}
 	p := g.describe(c.Proposal, c.Sender, ref, g.tree)

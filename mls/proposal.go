@@ -56,6 +56,9 @@ func (g *Group) propose(p Proposal) ([]byte, error) {
 	if err := g.canSend(); err != nil {
 		return nil, fmt.Errorf("propose %v: %w", p.Type, err)
 	}
+	if len(g.proposals) >= g.cfg.maxPendingProposals() {
+		return nil, fmt.Errorf("propose %v: %w", p.Type, ErrTooManyProposals)
+	}
 	wp, leafPriv, err := g.buildProposal(p)
 	if err != nil {
 		return nil, fmt.Errorf("propose %v: %w", p.Type, err)
@@ -300,17 +303,23 @@ func checkPSKID(cs *ciphersuite.Suite, id *wire.PreSharedKeyID) error {
 // checkOwnSupport reports whether this client supports every extension of
 // a GroupContext extension list: the default ones, the types in
 // Config.SupportedExtensions, and whether it meets its
-// required_capabilities (RFC 9420 §11.1, §13.4).
+// required_capabilities (RFC 9420 §11.1, §13.4). The payloads of
+// required_capabilities and external_senders must decode exactly.
 func (g *Group) checkOwnSupport(exts wire.Extensions) error {
 	return checkOwnSupport(g.cfg, exts)
 }
 
 func checkOwnSupport(cfg *Config, exts wire.Extensions) error {
 	caps := ownCapabilities(cfg)
-	for _, e := range exts {
-		if !e.ExtensionType.IsDefault() && !listsExtension(caps, e.ExtensionType) {
-			return fmt.Errorf("extension %v: %w", e.ExtensionType, ErrUnsupportedExtension)
-		}
+	if t, missing := missingExtension(exts, caps.Extensions); missing {
+		return fmt.Errorf("extension %v: %w", t, ErrUnsupportedExtension)
+	}
+	// The payloads this client interprets must decode exactly (no trailing
+	// bytes): a GroupContext extension that one member reads differently
+	// from another, or not at all, must never enter the group state.
+	var senders wire.ExternalSenders
+	if _, err := exts.Get(&senders); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	var rc wire.RequiredCapabilities
 	ok, err := exts.Get(&rc)
@@ -318,20 +327,14 @@ func checkOwnSupport(cfg *Config, exts wire.Extensions) error {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if ok {
-		for _, t := range rc.ExtensionTypes {
-			if !t.IsDefault() && !listsExtension(caps, t) {
-				return fmt.Errorf("required extension %v: %w", t, ErrUnsupportedExtension)
-			}
+		if t, missing := wire.MissingFrom(rc.ExtensionTypes, caps.Extensions, wire.ExtensionType.IsDefault); missing {
+			return fmt.Errorf("required extension %v: %w", t, ErrUnsupportedExtension)
 		}
-		for _, t := range rc.ProposalTypes {
-			if !t.IsDefault() && !listsProposal(caps, t) {
-				return fmt.Errorf("required proposal %v: %w", t, ErrUnsupportedExtension)
-			}
+		if t, missing := wire.MissingFrom(rc.ProposalTypes, caps.Proposals, wire.ProposalType.IsDefault); missing {
+			return fmt.Errorf("required proposal %v: %w", t, ErrUnsupportedExtension)
 		}
-		for _, t := range rc.CredentialTypes {
-			if !listsCredential(caps, t) {
-				return fmt.Errorf("required credential %v: %w", t, ErrUnsupportedExtension)
-			}
+		if t, missing := wire.MissingFrom(rc.CredentialTypes, caps.Credentials, nil); missing {
+			return fmt.Errorf("required credential %v: %w", t, ErrUnsupportedExtension)
 		}
 	}
 	return nil

@@ -38,6 +38,14 @@ type resolved struct {
 	sender   wire.Sender
 	ref      []byte // nil for a proposal inline in the commit
 	leafPriv []byte // this client's own Update: its new leaf key
+	// verified is set for a cached proposal: the signature of an Add's or
+	// Update's leaf node was verified when it was received.
+	verified bool
+}
+
+// resolvedFromCache is the list entry of a cached proposal.
+func resolvedFromCache(cp *cachedProposal) resolved {
+	return resolved{p: cp.proposal, sender: cp.sender, ref: cp.ref, leafPriv: cp.leafPriv, verified: true}
 }
 
 // resolveProposals turns a commit's ProposalOrRef list into proposals:
@@ -61,7 +69,7 @@ func (g *Group) resolveProposals(list []wire.ProposalOrRef, committer wire.Sende
 			if cp == nil {
 				return nil, fmt.Errorf("proposal %x: %w", por.Reference, ErrUnknownProposal)
 			}
-			out = append(out, resolved{p: cp.proposal, sender: cp.sender, ref: cp.ref, leafPriv: cp.leafPriv})
+			out = append(out, resolvedFromCache(cp))
 		default:
 			return nil, fmt.Errorf("proposal or ref of type %v: %w", por.Type, ErrMalformed)
 		}

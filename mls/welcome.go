@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/meshchat/meshchat/mls/internal/ciphersuite"
@@ -150,6 +151,13 @@ type JoinOptions struct {
 	// the old membership. A Welcome with a reinit PSK is refused without
 	// it.
 	ReInitFrom *Group
+
+	// GroupExists reports whether this client already has a group with
+	// the given ID. RFC 9420 §12.4.3.1 requires a joiner to check that the
+	// group_id is unique among its groups; Join fails with ErrGroupExists
+	// when it returns true, before anything of the Welcome is used. Nil
+	// means the caller checks Group.ID itself before storing the result.
+	GroupExists func(groupID []byte) bool
 }
 
 // WelcomeKeyPackageRefs returns the KeyPackageRefs a Welcome is addressed
@@ -168,9 +176,9 @@ func WelcomeKeyPackageRefs(welcome []byte) ([][]byte, error) {
 }
 
 func decodeWelcome(data []byte) (*wire.Welcome, error) {
-	var msg wire.MLSMessage
-	if err := wire.Unmarshal(data, &msg); err != nil {
-		return nil, fmt.Errorf("welcome: %w: %v", ErrMalformed, err)
+	msg, err := decodeMLSMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("welcome: %w", err)
 	}
 	if msg.WireFormat != wire.WireFormatWelcome {
 		return nil, fmt.Errorf("welcome: message holds a %v: %w", msg.WireFormat, ErrMalformed)
@@ -286,8 +294,9 @@ func openWelcome(w *wire.Welcome, kps []*PrivateKeyPackage, cfg *Config, reinitF
 // signed tree hash, installs the path secret, derives the epoch's key
 // schedule and checks the confirmation tag.
 //
-// The caller must make sure the group ID is not one of a group it is
-// already in (RFC 9420 §12.4.3.1), and may delete the used KeyPackage
+// The group ID must not be one of a group the caller is already in
+// (RFC 9420 §12.4.3.1): pass JoinOptions.GroupExists, or compare Group.ID
+// before storing the result. The caller may delete the used KeyPackage
 // unless it is a last-resort one.
 func Join(welcome []byte, kps []*PrivateKeyPackage, cfg *Config, opts *JoinOptions) (*Group, error) {
 	if opts == nil {
@@ -300,6 +309,9 @@ func Join(welcome []byte, kps []*PrivateKeyPackage, cfg *Config, opts *JoinOptio
 	ow, err := openWelcome(w, kps, cfg, opts.ReInitFrom)
 	if err != nil {
 		return nil, fmt.Errorf("join: %w", err)
+	}
+	if opts.GroupExists != nil && opts.GroupExists(bytes.Clone(ow.info.GroupContext.GroupID)) {
+		return nil, fmt.Errorf("join: group %x: %w", ow.info.GroupContext.GroupID, ErrGroupExists)
 	}
 	g, err := joinFromWelcome(ow, cfg, opts.RatchetTree)
 	if err != nil {
@@ -378,22 +390,19 @@ func joinFromWelcome(ow *openedWelcome, cfg *Config, treeBytes []byte) (*Group, 
 // signer's leaf, checks that this client supports the group's extensions,
 // and validates the tree (RFC 9420 §12.4.3.1).
 func verifiedTree(cs *ciphersuite.Suite, gi *wire.GroupInfo, treeBytes []byte, cfg *Config) (*tree.Tree, error) {
-	var rt wire.RatchetTree
 	var t *tree.Tree
-	ok, err := gi.Extensions.Get(&rt)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%w: ratchet_tree extension: %v", ErrMalformed, err)
-	case ok:
-		if t, err = tree.Import(cs, rt); err != nil {
-			return nil, mapTreeError(err)
-		}
-	case treeBytes != nil:
-		if t, err = tree.Decode(cs, treeBytes); err != nil {
-			return nil, mapTreeError(err)
-		}
-	default:
+	var err error
+	// The extension's body is decoded by the tree package, as a tree sent
+	// out of band is, so that a defect is reported the same either way.
+	if ext := gi.Extensions.Find(wire.ExtensionTypeRatchetTree); ext != nil {
+		t, err = tree.Decode(cs, ext.ExtensionData)
+	} else if treeBytes != nil {
+		t, err = tree.Decode(cs, treeBytes)
+	} else {
 		return nil, ErrTreeRequired
+	}
+	if err != nil {
+		return nil, invalidTree(err)
 	}
 	signer := t.Leaf(treemath.LeafIndex(gi.Signer))
 	if signer == nil {
@@ -406,7 +415,18 @@ func verifiedTree(cs *ciphersuite.Suite, gi *wire.GroupInfo, treeBytes []byte, c
 		return nil, fmt.Errorf("group context: %w", err)
 	}
 	if err := t.Validate(&tree.Params{GroupContext: &gi.GroupContext, MaxLifetime: cfg.maxLifetime()}); err != nil {
-		return nil, mapTreeError(err)
+		return nil, invalidTree(err)
 	}
 	return t, nil
+}
+
+// invalidTree maps an error of decoding or validating a received tree: it
+// always matches ErrInvalidTree, and the more specific sentinel
+// (ErrInvalidLeafNode, ErrBadSignature, ...) where there is one.
+func invalidTree(err error) error {
+	err = mapTreeError(err)
+	if errors.Is(err, ErrInvalidTree) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidTree, err)
 }

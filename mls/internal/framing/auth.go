@@ -120,6 +120,9 @@ func (e *Epoch) checkConfirmationTagPresent(ac *wire.AuthenticatedContent) error
 type Unverified struct {
 	epoch   *Epoch
 	content *wire.AuthenticatedContent
+	// consume, for a PrivateMessage, marks its ratchet generation used;
+	// Verify calls it once the signature has verified.
+	consume func() error
 }
 
 // Sender is the claimed sender, for looking up its key.
@@ -149,7 +152,9 @@ func (u *Unverified) Verify(roster Roster) (*Verified, error) {
 
 // VerifyWithKey checks the signature with a signature public key the caller
 // chose, for callers that resolve the sender's key themselves. Verify is the
-// safer choice: it picks the key RFC 9420 §6.1 requires.
+// safer choice: it picks the key RFC 9420 §6.1 requires. For a
+// PrivateMessage, a valid signature consumes the message's ratchet
+// generation (RFC 9420 §9.2); a bad one leaves the secret tree unchanged.
 func (u *Unverified) VerifyWithKey(signatureKey []byte) (*Verified, error) {
 	tbs, err := wire.Marshal(u.content.TBS(u.epoch.groupContext))
 	if err != nil {
@@ -159,6 +164,12 @@ func (u *Unverified) VerifyWithKey(signatureKey []byte) (*Verified, error) {
 		// A key that does not parse cannot have made the signature either;
 		// both errors stay visible to errors.Is.
 		return nil, fmt.Errorf("framing: verify %v sender: %w: %w", u.content.Content.Sender.SenderType, ErrBadSignature, err)
+	}
+	if u.consume != nil {
+		if err := u.consume(); err != nil {
+			return nil, fmt.Errorf("framing: verify: %w", err)
+		}
+		u.consume = nil
 	}
 	return &Verified{suite: u.epoch.suite, content: u.content}, nil
 }

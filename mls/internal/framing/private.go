@@ -172,9 +172,9 @@ func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding PaddingPol
 // ErrSenderNotMember); the generation window and consumed keys of the secret
 // tree (ErrGenerationTooFar, ErrKeyConsumed); the content AEAD under the
 // reuse-guarded nonce; and all-zero padding (ErrNonZeroPadding). The
-// ratchet generation is consumed only once the content AEAD has succeeded, so
-// a forged or corrupted message leaves the secret tree as it was. The
-// signature is checked next, by Verify.
+// signature is checked next, by Verify, and only then is the ratchet
+// generation consumed: a forged, corrupted or wrongly signed message leaves
+// the secret tree as it was.
 func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, roster Roster) (*Unverified, error) {
 	if err := e.checkGroupEpoch(pm.GroupID, pm.Epoch); err != nil {
 		return nil, fmt.Errorf("framing: unprotect private: %w", err)
@@ -198,22 +198,15 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, roster Roster) (*Unver
 	if err != nil {
 		return nil, fmt.Errorf("framing: unprotect private: %w", err)
 	}
-	var plaintext []byte
-	err = e.keys.SecretTree.Open(leaf, ratchetFor(pm.ContentType), sd.Generation, func(kn secrettree.KeyNonce) error {
-		aead, err := e.suite.NewAEAD(kn.Key)
-		if err != nil {
-			return err
-		}
-		nonce := guardedNonce(kn.Nonce, sd.ReuseGuard)
-		defer clear(nonce)
-		plaintext, err = aead.Open(nil, nonce, pm.Ciphertext, contentAAD)
-		if err != nil {
-			return ErrDecryption
-		}
-		return nil
-	})
+	typ, gen := ratchetFor(pm.ContentType), sd.Generation
+	kn, err := e.keys.SecretTree.Peek(leaf, typ, gen)
 	if err != nil {
-		return nil, fmt.Errorf("framing: unprotect private: leaf %d generation %d: %w", leaf, sd.Generation, err)
+		return nil, fmt.Errorf("framing: unprotect private: leaf %d generation %d: %w", leaf, gen, err)
+	}
+	plaintext, err := openContent(e, kn, sd.ReuseGuard, pm.Ciphertext, contentAAD)
+	kn.Zero()
+	if err != nil {
+		return nil, fmt.Errorf("framing: unprotect private: leaf %d generation %d: %w", leaf, gen, err)
 	}
 	defer clear(plaintext)
 
@@ -226,7 +219,29 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, roster Roster) (*Unver
 		Content:    *pmc.FramedContent(pm, wire.MemberSender(sd.LeafIndex)),
 		Auth:       pmc.Auth,
 	}
-	return &Unverified{epoch: e, content: ac}, nil
+	// The key is consumed by Verify, once the signature shows that the
+	// sender itself used it: a member forging another member's next
+	// message (all members can derive every key of the epoch) must not
+	// make the real one unreadable (RFC 9420 §6.3.2, §9.2).
+	st := e.keys.SecretTree
+	consume := func() error { return st.Consume(leaf, typ, gen) }
+	return &Unverified{epoch: e, content: ac, consume: consume}, nil
+}
+
+// openContent decrypts a PrivateMessage's content with the ratchet key kn
+// and the reuse guard XORed into its nonce (RFC 9420 §6.3.1).
+func openContent(e *Epoch, kn secrettree.KeyNonce, guard [reuseGuardSize]byte, ciphertext, aad []byte) ([]byte, error) {
+	aead, err := e.suite.NewAEAD(kn.Key)
+	if err != nil {
+		return nil, err
+	}
+	nonce := guardedNonce(kn.Nonce, guard)
+	defer clear(nonce)
+	plaintext, err := aead.Open(nil, nonce, ciphertext, aad)
+	if err != nil {
+		return nil, ErrDecryption
+	}
+	return plaintext, nil
 }
 
 // openSenderData decrypts and decodes the SenderData of pm (RFC 9420 §6.3.2).

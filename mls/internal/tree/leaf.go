@@ -29,6 +29,12 @@ type Params struct {
 	// lifetime (not_after - not_before) of a key_package leaf (§7.2).
 	MaxLifetime time.Duration
 
+	// SignatureVerified says that the caller has already verified the
+	// leaf node's signature for the leaf it is validated for (a proposal
+	// checked when it was received); ValidateLeafNode then does not verify
+	// it again.
+	SignatureVerified bool
+
 	// ValidateCredential, when set, is the application's credential check
 	// (RFC 9420 §5.3.1); an error rejects the leaf with
 	// ErrCredentialInvalid. It is called from one goroutine at a time.
@@ -112,7 +118,7 @@ func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource,
 		}
 		replaced = int(index)
 	}
-	if err := t.validateLeafContent(leaf, source, replaced, p, true); err != nil {
+	if err := t.validateLeafContent(leaf, source, replaced, p, !p.SignatureVerified); err != nil {
 		return err
 	}
 	if at, dup := t.HasEncryptionKey(leaf.EncryptionKey); dup {
@@ -159,10 +165,11 @@ func (t *Tree) validateLeafContent(leaf *wire.LeafNode, source wire.LeafNodeSour
 	if err := checkLifetime(leaf, p); err != nil {
 		return fmt.Errorf("%s: %w", idx, err)
 	}
-	for _, ext := range leaf.Extensions {
-		if !ext.ExtensionType.IsDefault() && !slices.Contains(leaf.Capabilities.Extensions, ext.ExtensionType) {
-			return fmt.Errorf("%s: extension %v: %w", idx, ext.ExtensionType, ErrExtensionUnsupported)
-		}
+	exts := leaf.Extensions
+	if t, missing := wire.FirstMissing(len(exts), func(i int) wire.ExtensionType { return exts[i].ExtensionType },
+		len(leaf.Capabilities.Extensions), func(j int) wire.ExtensionType { return leaf.Capabilities.Extensions[j] },
+		wire.ExtensionType.IsDefault); missing {
+		return fmt.Errorf("%s: extension %v: %w", idx, t, ErrExtensionUnsupported)
 	}
 	return nil
 }
@@ -176,20 +183,14 @@ func checkRequiredCapabilities(leaf *wire.LeafNode, rc *wire.RequiredCapabilitie
 		return nil
 	}
 	caps := &leaf.Capabilities
-	for _, e := range rc.ExtensionTypes {
-		if !e.IsDefault() && !slices.Contains(caps.Extensions, e) {
-			return fmt.Errorf("extension %v: %w", e, ErrRequiredCapabilities)
-		}
+	if e, missing := wire.MissingFrom(rc.ExtensionTypes, caps.Extensions, wire.ExtensionType.IsDefault); missing {
+		return fmt.Errorf("extension %v: %w", e, ErrRequiredCapabilities)
 	}
-	for _, pt := range rc.ProposalTypes {
-		if !pt.IsDefault() && !slices.Contains(caps.Proposals, pt) {
-			return fmt.Errorf("proposal %v: %w", pt, ErrRequiredCapabilities)
-		}
+	if pt, missing := wire.MissingFrom(rc.ProposalTypes, caps.Proposals, wire.ProposalType.IsDefault); missing {
+		return fmt.Errorf("proposal %v: %w", pt, ErrRequiredCapabilities)
 	}
-	for _, ct := range rc.CredentialTypes {
-		if !slices.Contains(caps.Credentials, ct) {
-			return fmt.Errorf("credential %v: %w", ct, ErrRequiredCapabilities)
-		}
+	if ct, missing := wire.MissingFrom(rc.CredentialTypes, caps.Credentials, nil); missing {
+		return fmt.Errorf("credential %v: %w", ct, ErrRequiredCapabilities)
 	}
 	return nil
 }
@@ -217,13 +218,18 @@ func (t *Tree) checkCredentialSupport(leaf *wire.LeafNode, replaced int) error {
 	if supporters != others {
 		return fmt.Errorf("credential type %v not supported by %d of the other members: %w", own, others-supporters, ErrCredentialTypeUnsupported)
 	}
+	used := make([]wire.CredentialType, 0, len(t.creds.inUse))
 	for ct, n := range t.creds.inUse {
 		if old != nil && old.Credential.CredentialType == ct {
 			n--
 		}
-		if n > 0 && !slices.Contains(leaf.Capabilities.Credentials, ct) {
-			return fmt.Errorf("leaf does not support credential type %v used by other members: %w", ct, ErrCredentialTypeUnsupported)
+		if n > 0 {
+			used = append(used, ct)
 		}
+	}
+	slices.Sort(used)
+	if ct, missing := wire.MissingFrom(used, leaf.Capabilities.Credentials, nil); missing {
+		return fmt.Errorf("leaf does not support credential type %v used by other members: %w", ct, ErrCredentialTypeUnsupported)
 	}
 	return nil
 }

@@ -455,19 +455,10 @@ func (c *credStats) update(l *wire.LeafNode, d int) {
 	if c.inUse[l.Credential.CredentialType] == 0 {
 		delete(c.inUse, l.Credential.CredentialType)
 	}
-	forEachDistinct(l.Capabilities.Credentials, func(ct wire.CredentialType) {
+	wire.EachDistinct(l.Capabilities.Credentials, func(ct wire.CredentialType) {
 		c.support[ct] += d
 		if c.support[ct] == 0 {
 			delete(c.support, ct)
 		}
 	})
-}
-
-// forEachDistinct calls f once for each distinct value of list.
-func forEachDistinct[T comparable](list []T, f func(T)) {
-	for i, v := range list {
-		if !slices.Contains(list[:i], v) {
-			f(v)
-		}
-	}
 }

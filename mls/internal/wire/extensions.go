@@ -77,31 +77,10 @@ func (x *Extensions) Decode(s *cryptobyte.String) bool {
 	return true
 }
 
-// smallList is the list length up to which Duplicate compares pairs instead
-// of building a set; below it the pairwise loop is faster and allocation-free.
-const smallList = 16
-
 // Duplicate reports the first extension type that appears more than once in
-// the list, in time linear in its length.
+// the list, in time linear in its length (FirstRepeated).
 func (x Extensions) Duplicate() (ExtensionType, bool) {
-	if len(x) <= smallList {
-		for i := 1; i < len(x); i++ {
-			for j := range i {
-				if x[i].ExtensionType == x[j].ExtensionType {
-					return x[i].ExtensionType, true
-				}
-			}
-		}
-		return 0, false
-	}
-	seen := make(map[ExtensionType]struct{}, len(x))
-	for _, e := range x {
-		if _, ok := seen[e.ExtensionType]; ok {
-			return e.ExtensionType, true
-		}
-		seen[e.ExtensionType] = struct{}{}
-	}
-	return 0, false
+	return FirstRepeated(len(x), func(i int) ExtensionType { return x[i].ExtensionType })
 }
 
 // Find returns the extension of type t, or nil when the list has none.
