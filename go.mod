@@ -3,6 +3,7 @@ module github.com/meshchat/meshchat
 go 1.26.8
 
 require (
+	github.com/cloudflare/circl v1.6.5
 	github.com/ipfs/go-datastore v0.9.2
 	github.com/libp2p/go-libp2p v0.51.0
 	github.com/libp2p/go-libp2p-kad-dht v0.42.2

@@ -61,8 +61,14 @@ type Suite struct {
 	id      ID
 	newHash func() hash.Hash
 	aead    aeadID
-	kem     kem
+	kem     *dhKEM
 	sig     signatureScheme
+	// hpkeKDF carries the HPKE suite_id; kdfID is the KDF's HPKE
+	// identifier; pskIDHash is the constant psk_id_hash of base mode
+	// (RFC 9180 §5.1), computed once per suite.
+	hpkeKDF   labeledKDF
+	kdfID     uint16
+	pskIDHash []byte
 }
 
 // Lookup returns the suite for id, or an error wrapping ErrUnsupported.
