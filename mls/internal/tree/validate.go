@@ -195,7 +195,14 @@ func (t *Tree) verifyLeafSignatures(groupID []byte) error {
 // nearest non-blank descendant on that side. Each blank node is walked by
 // at most one parent and each resolution size is cached, so the whole check
 // is linear in the tree plus the unmerged-leaf lists.
+//
+// A parent that no chain reaches fails with ErrParentNotCovered. Since a
+// tree hash covers a whole subtree, one wrong node can break the hashes of
+// chains far above it; so all parents are checked and a parent with no
+// chain-shaped child at all is reported before one whose chain-shaped child
+// merely carries the wrong hash (which also wraps ErrParentHashInvalid).
 func (t *Tree) verifyParentHashes() error {
+	var mismatch error
 	for pi, p := range t.parents {
 		if p == nil {
 			continue
@@ -228,14 +235,14 @@ func (t *Tree) verifyParentHashes() error {
 		case covered > 1:
 			return fmt.Errorf("parent %d is covered by two parent-hash chains: %w", x, ErrParentNotCovered)
 		case shaped:
-			// A chain has the right shape up to x but its last link's
-			// parent_hash is wrong: x is uncovered because of it.
-			return fmt.Errorf("parent %d: %w: a child chain node's parent_hash does not match: %w", x, ErrParentNotCovered, ErrParentHashInvalid)
+			if mismatch == nil {
+				mismatch = fmt.Errorf("parent %d: %w: a child chain node's parent_hash does not match: %w", x, ErrParentNotCovered, ErrParentHashInvalid)
+			}
 		default:
-			return fmt.Errorf("parent %d: %w", x, ErrParentNotCovered)
+			return fmt.Errorf("parent %d: no child can link a chain to it: %w", x, ErrParentNotCovered)
 		}
 	}
-	return nil
+	return mismatch
 }
 
 // chainCandidate returns the one node D of resolution(c) that is not in
