@@ -59,6 +59,14 @@ func reject(format string, args ...any) error {
 //   - anything else (GroupInfo, KeyPackage, other wire formats, bytes that
 //     are not an MLSMessage): reject.
 func (g *Group) CheckMessage(data []byte) error {
+	err := g.checkMessage(data)
+	if err != nil {
+		g.n.log.Debug("topic validator", "group", g.topicID, "verdict", err)
+	}
+	return err
+}
+
+func (g *Group) checkMessage(data []byte) error {
 	hash := sha256.Sum256(data)
 	g.mu.Lock()
 	defer g.mu.Unlock()
