@@ -24,7 +24,7 @@ type keyIndex struct {
 }
 
 // deltaLimit bounds the part of an index that Clone copies.
-const deltaLimit = 64
+const deltaLimit = 256
 
 // insert records that key is now held at at. Before the base is built there
 // is nothing to keep in step.
