@@ -596,16 +596,16 @@ func (g *Group) handle(data []byte, from peer.ID) {
 		}
 		return
 	}
-	h, err := peekMessage(data)
+	info, err := mls.Inspect(data)
 	if err != nil {
 		return
 	}
-	switch h.WireFormat {
-	case wireFormatWelcome:
+	switch info.WireFormat {
+	case mls.WireFormatWelcome:
 		if _, err := g.n.acceptWelcome(data, "topic"); err != nil && !errors.Is(err, errWelcomeNotForUs) {
 			g.n.log.Debug("topic Welcome", "group", g.topicID, "err", err)
 		}
-	case wireFormatPublicMessage, wireFormatPrivateMessage:
+	case mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
 		g.onGroupMessage(data)
 	}
 }
