@@ -78,4 +78,3 @@ func mustRef(t testing.TB, data []byte) []byte {
 	}
 	return kp.Ref()
 }
-
