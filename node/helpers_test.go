@@ -63,6 +63,18 @@ func cluster(t testing.TB, k int) []*Node {
 	for i := 1; i < k; i++ {
 		nodes = append(nodes, startNode(t, testConfig(t, t.TempDir(), nodes[0].Addrs()...)))
 	}
+	// Connect every pair, so that any node can go away without cutting the
+	// others apart.
+	for i, a := range nodes {
+		for _, b := range nodes[i+1:] {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := a.host.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.host.Addrs()})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for _, n := range nodes {
 		waitFor(t, 10*time.Second, fmt.Sprintf("routing table of %s", n.ID()), func() bool {
 			return n.dir.RoutingTableSize() >= 1

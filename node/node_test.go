@@ -502,3 +502,64 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	goleak.VerifyNone(t, before)
 }
+
+// TestAdmissionOnceAndTakeover: when every member hears a join request, only
+// the lowest-leaf member admits (one commit, one new leaf); when that member
+// is offline, the next one takes over after AdmitTakeover.
+func TestAdmissionOnceAndTakeover(t *testing.T) {
+	nodes := cluster(t, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g0, err := nodes[0].CreateGroup(ctx, GroupOptions{Name: "admission"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g0.Add(ctx, nodes[1].ID(), nodes[2].ID()); err != nil {
+		t.Fatal(err)
+	}
+	g1 := groupOf(t, nodes[1], g0.TopicID(), 15*time.Second)
+	g2 := groupOf(t, nodes[2], g0.TopicID(), 15*time.Second)
+	waitEpoch(t, 1, g0, g1, g2)
+	waitTopicPeers(t, 2, g0, g1, g2)
+
+	g3, err := nodes[3].Join(ctx, string(g0.TopicID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEpoch(t, 2, g0, g1, g2, g3)
+	// Longer than every member's takeover delay: a second admission
+	// would have moved the epoch on.
+	time.Sleep(3 * nodes[0].cfg.AdmitTakeover)
+	waitEpoch(t, 2, g0, g1, g2, g3)
+	checkMembers(t, g2, nodes[:4])
+
+	// The lowest-leaf member goes away; leaf 1 takes over.
+	nodes[0].Close()
+	start := time.Now()
+	g4, err := nodes[4].Join(ctx, string(g0.TopicID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	waitEpoch(t, 3, g1, g2, g3, g4)
+	time.Sleep(3 * nodes[1].cfg.AdmitTakeover)
+	waitEpoch(t, 3, g1, g2, g3, g4)
+	checkMembers(t, g4, nodes)
+	if took < nodes[1].cfg.AdmitTakeover {
+		t.Fatalf("admitted after %v, before leaf 1's takeover delay", took)
+	}
+}
+
+// checkMembers checks that g's members are exactly nodes, in leaf order.
+func checkMembers(t *testing.T, g *Group, nodes []*Node) {
+	t.Helper()
+	members := g.Members()
+	if len(members) != len(nodes) {
+		t.Fatalf("%d members, want %d: %+v", len(members), len(nodes), members)
+	}
+	for i, m := range members {
+		if m.PeerID != nodes[i].ID() {
+			t.Fatalf("leaf %d is %s, want node %d", m.Leaf, m.PeerID, i)
+		}
+	}
+}
