@@ -155,32 +155,45 @@ func (n *Node) newGroupHandle(topic gossip.TopicID) *Group {
 	}
 }
 
-// openGroup registers g under its topic, subscribes and starts its loops. If
-// g has a state it must have been persisted already.
+// openGroup subscribes g to its topic (unless the node was removed from it),
+// registers it under its topic ID and starts its loops. If g has a state it
+// must have been persisted already. g.topic is set before g becomes visible
+// to other goroutines and never changes afterwards.
 func (n *Node) openGroup(g *Group) error {
 	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
+	_, dup := n.groups[g.topicID]
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
 		return ErrClosed
 	}
-	if _, ok := n.groups[g.topicID]; ok {
-		n.mu.Unlock()
+	if dup {
 		return fmt.Errorf("open group %s: %w", g.topicID, ErrAlreadyMember)
 	}
-	n.groups[g.topicID] = g
-	n.mu.Unlock()
 	if !g.Removed() {
 		topic, err := n.gs.Join(g.topicID, g)
 		if err != nil {
-			n.mu.Lock()
-			delete(n.groups, g.topicID)
-			n.mu.Unlock()
 			return fmt.Errorf("open group %s: %w", g.topicID, err)
 		}
 		g.topic = topic
-		n.spawn(g.receive)
-		n.spawn(g.housekeeping)
 	}
+	n.mu.Lock()
+	if _, dup := n.groups[g.topicID]; dup || n.closed {
+		n.mu.Unlock()
+		if g.topic != nil {
+			g.topic.Close()
+		}
+		if dup {
+			return fmt.Errorf("open group %s: %w", g.topicID, ErrAlreadyMember)
+		}
+		return ErrClosed
+	}
+	n.groups[g.topicID] = g
+	if g.topic != nil {
+		n.wg.Go(g.receive)
+		n.wg.Go(g.housekeeping)
+	}
+	n.mu.Unlock()
 	return nil
 }
 

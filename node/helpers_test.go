@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,12 +127,17 @@ func mockCluster(t testing.TB, k, degree int) ([]*Node, mocknet.Mocknet) {
 			t.Fatal(err)
 		}
 	}
+	// Publish only once routing tables are filled, so that records land
+	// on the peers closest to their keys.
+	want := min(k-1, 8)
 	for _, n := range nodes {
-		waitFor(t, 20*time.Second, "routing table", func() bool { return n.dir.RoutingTableSize() >= 1 })
+		waitFor(t, 30*time.Second, "routing table", func() bool { return n.dir.RoutingTableSize() >= want })
 	}
+	var wg sync.WaitGroup
 	for _, n := range nodes {
-		n.publishBundle(ctx)
+		wg.Go(func() { n.publishBundle(ctx) })
 	}
+	wg.Wait()
 	return nodes, mn
 }
 
