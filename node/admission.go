@@ -162,6 +162,7 @@ func (g *Group) tick(now time.Time) {
 	g.flushState()
 	g.mu.Lock()
 	g.releaseHeldLocked(now)
+	g.tickTrackerLocked(now)
 	g.mu.Unlock()
 	g.admitDue(ctx, now)
 	g.mu.Lock()

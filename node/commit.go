@@ -2,50 +2,19 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/meshchat/meshchat/commitorder"
 	"github.com/meshchat/meshchat/mls"
 )
 
 // maxParallelLookups bounds the concurrent DHT lookups of one Add.
 const maxParallelLookups = 8
-
-// incomingCommit is a commit from another member, verified by mls against
-// the current state.
-type incomingCommit struct {
-	// meta is the commit's authenticated_data: the state it claims to be
-	// made on (commitorder.Commit.Parent).
-	meta *commitMeta
-	// received is what mls made of it; received.Next is the state it
-	// leads to.
-	received *mls.Received
-	// data is the MLSMessage as received (commitorder.Commit.Bytes).
-	data []byte
-}
-
-// decideCommitLocked is the one place where the node decides that a commit
-// made by another member becomes the group's state.
-//
-// Until commitorder (issue 6) is wired in, the first valid commit of an epoch
-// wins: mls only accepts commits made on the current state, so a competing
-// commit for an epoch already left fails in ProcessMessage (ErrWrongEpoch)
-// and never reaches this point, and members that see two commits of one
-// epoch in different orders diverge. Issue 6 replaces the body with
-// commitorder.Tracker.Receive (building commitorder.Commit from c.meta.Parent,
-// c.received.Sender and c.data), adopts Decision.Current, re-sends
-// Decision.Resend from the outbox and history, and keeps the previous state
-// for the settle window; own commits (commitLocked) go through
-// Tracker.Receive as well.
-func (g *Group) decideCommitLocked(c incomingCommit) error {
-	if c.meta.Parent != g.stateID {
-		return fmt.Errorf("commit made on state %v, ours is %v", c.meta.Parent, g.stateID)
-	}
-	return g.adoptLocked(c.received.Next, c.received.Proposals, nil)
-}
 
 // adoptLocked persists next (with extra writes, in one transaction) and then
 // makes it the group's state, updating the admission bookkeeping from the
@@ -86,6 +55,7 @@ func (g *Group) adoptLocked(next *mls.Group, applied []mls.Proposal, extra func(
 // carries an UpdatePath, so it also rotates this member's keys. The caller
 // holds opMu. build returning nil options means there is nothing to commit.
 func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptions, []peer.ID, error)) error {
+	g.waitSettled(ctx.Done())
 	g.mu.Lock()
 	if g.state == nil || g.removed {
 		g.mu.Unlock()
@@ -109,7 +79,17 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 	saved := g.rec
 	g.rec.LastRotation = time.Now()
 	g.rec.SentSinceRotation = 0
-	err = g.adoptLocked(pc.Next, pc.Proposals, func(tx Tx) error {
+	hash := sha256.Sum256(pc.Commit)
+	g.ownCommits[hash] = &ownCommit{base: g.stateID, next: pc.Next, proposals: pc.Proposals}
+	own := commitorder.Commit{
+		Epoch:     g.state.Epoch(),
+		Parent:    g.stateID,
+		Committer: commitorder.Committer{Leaf: g.state.LeafIndex()},
+		Bytes:     pc.Commit,
+	}
+	// The tracker applies an own commit like any other: it is made on the
+	// current state, so it wins unless it is invalid.
+	d, err := g.receiveCommitLocked(own, func(tx Tx) error {
 		if !alone {
 			if err := g.appendOutboxLocked(tx, &outboxRecord{Kind: outboxCommit, Message: pc.Commit}); err != nil {
 				return err
@@ -120,6 +100,9 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 		}
 		return nil
 	})
+	if err == nil && d.Outcome != commitorder.Applied {
+		err = fmt.Errorf("own commit %v", d.Outcome)
+	}
 	if err != nil {
 		g.rec = saved
 		g.mu.Unlock()
@@ -128,6 +111,9 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 	epoch := pc.Next.Epoch()
 	g.mu.Unlock()
 	g.n.log.Debug("own commit", "group", g.topicID, "epoch", epoch, "proposals", len(pc.Proposals))
+	if g.testHoldPublish.Load() {
+		return nil
+	}
 	g.waitPeers(ctx)
 	g.flushOutbox(ctx)
 	return nil

@@ -178,8 +178,7 @@
 // state they claim are rejected (and their forwarder penalised), messages
 // this node cannot judge yet (future or other-branch epochs) are ignored. The
 // receive loop then hands PublicMessages and PrivateMessages to the MLS
-// state: commits go through one call site (decideCommitLocked, where
-// commitorder plugs in), application messages are opened, de-duplicated by
+// state: commits go through the commit tracker (see Commit ordering), application messages are opened, de-duplicated by
 // (sender, message ID), stored and delivered on Group.Messages. Messages of
 // the next epoch that arrive before its commit are kept (bounded) and
 // processed once the commit is applied. The node never reads a sender from
@@ -196,10 +195,29 @@
 //
 // # Commit ordering
 //
-// Until package commitorder is wired in (issue 6), the first valid commit of
-// an epoch wins on each node: members that see two commits of one epoch in
-// different orders diverge. Every commit already carries its parent state
-// (CommitMeta), every application message its ID, sent messages stay in the
-// history and the outbox, and the decision is one function
-// (decideCommitLocked), which is where the next step plugs in.
+// Each group drives a commitorder.Tracker (package commitorder has the
+// rules). Every commit, received or own, goes through Tracker.Receive: the
+// lowest committer leaf index wins each epoch (external commits last, ties by
+// commit hash), whatever order commits arrive in. A member applies the first
+// valid commit at once and keeps the state it was made on for
+// Config.SettleWindow (default 3 s); a lower-index commit on that state
+// arriving within the window unwinds the branch built on the loser and is
+// adopted (and persisted) instead. Own application messages sealed on a
+// branch that lost are sealed again on the winning branch with the same
+// message ID, time and sequence number and published from the outbox;
+// receivers deliver each (sender, message ID) once. A member commits only
+// once its current state has settled (bounded by the settle window), so
+// commits start from states everyone has had time to reach. The topic
+// validator verifies a commit on the state it claims as parent if that
+// state is held (current or within the window), and lets commits on
+// unknown states within 64 epochs pass unverified to the tracker, which
+// keeps a bounded number of them until their parent appears. Application
+// messages that fail to open while the current state is not settled are
+// kept (bounded) and retried after the next change of state: they may
+// belong to a competing branch that wins.
+//
+// Not built yet: a late winner (after the settle window) only logs that a
+// resync is needed; catch-up over a sync protocol, rejoining by external
+// commit, and re-proposing a lost commit's changes (Decision.Repropose) are
+// open (issue 6).
 package node

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -115,6 +116,14 @@ type Group struct {
 	join        *pendingJoin
 	jitter      time.Duration
 	order       map[peer.ID]*senderOrder
+	tracker     *commitorder.Tracker                   // decides which commit wins each epoch
+	ownCommits  map[[32]byte]*ownCommit                // own commits by hash, while their parent is held
+	sentData    map[commitorder.MessageID]*sentMessage // own messages, to re-send if their branch loses
+
+	// testHoldPublish keeps the outbox from being published (tests: a
+	// crash between persisting and publishing, commits released in a
+	// chosen order).
+	testHoldPublish atomic.Bool
 }
 
 // validatedCommit is a commit the topic validator processed, kept so the
@@ -151,6 +160,8 @@ func (n *Node) newGroupHandle(topic gossip.TopicID) *Group {
 		admissions: make(map[string]*admission),
 		addedRefs:  make(map[string]time.Time),
 		order:      make(map[peer.ID]*senderOrder),
+		ownCommits: make(map[[32]byte]*ownCommit),
+		sentData:   make(map[commitorder.MessageID]*sentMessage),
 		// Up to a tenth of the rotation interval, so that members do not
 		// all rotate at once.
 		jitter: time.Duration(uint64(j[0])|uint64(j[1])<<8) * max(n.cfg.RotateInterval, 0) / 10 / 65536,
@@ -205,6 +216,11 @@ func (g *Group) setStateLocked(st *mls.Group) {
 	g.state = st
 	g.groupID = st.ID()
 	g.stateID = commitorder.NewStateID(st.EpochAuthenticator())
+	if g.tracker == nil || g.tracker.Current().ID() != g.stateID {
+		// A state that did not come from the tracker (created, joined,
+		// loaded) starts a new history.
+		g.newTrackerLocked()
+	}
 	if meta, err := groupMetaOf(st); err == nil {
 		g.meta = meta
 	}
@@ -656,28 +672,29 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 	if g.state == nil || g.removed {
 		return nil, false
 	}
-	hash := sha256.Sum256(data)
-	var r *mls.Received
-	if v := g.validated[hash]; v != nil {
-		delete(g.validated, hash)
-		if v.base == g.stateID {
-			r = v.r
-		}
+	h, err := peekMessage(data)
+	if err != nil {
+		return nil, false
 	}
-	if r == nil {
-		var err error
-		r, err = g.state.ProcessMessage(data)
-		switch {
-		case err == nil:
-		case errors.Is(err, mls.ErrFutureEpoch):
-			g.bufferFutureLocked(data)
-			return nil, false
-		case errors.Is(err, mls.ErrOwnMessage):
-			return nil, false
-		default:
-			g.n.log.Debug("dropping group message", "group", g.topicID, "err", err)
-			return nil, false
-		}
+	if h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeCommit {
+		return g.onCommitLocked(data, h)
+	}
+	r, err := g.state.ProcessMessage(data)
+	switch {
+	case err == nil:
+	case errors.Is(err, mls.ErrFutureEpoch):
+		g.bufferFutureLocked(data)
+		return nil, false
+	case errors.Is(err, mls.ErrOwnMessage):
+		return nil, false
+	case h.WireFormat == wireFormatPrivateMessage && !g.tracker.Settled(g.stateID):
+		// It may belong to a competing branch of this epoch that wins
+		// yet: try again after the next change of state.
+		g.bufferFutureLocked(data)
+		return nil, false
+	default:
+		g.n.log.Debug("dropping group message", "group", g.topicID, "err", err)
+		return nil, false
 	}
 	switch r.Kind {
 	case mls.ApplicationMessage:
@@ -687,22 +704,41 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 		// Cached in the state for the next commit (RFC 9420 §12.1).
 		g.dirty = true
 	case mls.CommitMessage:
-		meta, err := parseCommitMeta(r.AuthenticatedData)
-		if err != nil {
-			g.n.log.Debug("dropping commit without metadata", "group", g.topicID, "err", err)
-			return nil, false
-		}
-		if err := g.decideCommitLocked(incomingCommit{meta: meta, received: r, data: data}); err != nil {
-			g.n.log.Warn("commit not applied", "group", g.topicID, "err", err)
-			return nil, false
-		}
-		for _, f := range g.future {
-			retry = append(retry, f.data)
-		}
-		g.future = nil
-		return retry, g.removed
+		// Own commits are always PublicMessages; a commit in a
+		// PrivateMessage hides its committer from the ordering rule.
+		g.n.log.Debug("dropping commit in a PrivateMessage", "group", g.topicID)
 	}
 	return nil, false
+}
+
+// onCommitLocked hands a PublicMessage commit to the tracker. It returns
+// the buffered messages to retry if the state changed, and whether the node
+// was just removed from the group.
+func (g *Group) onCommitLocked(data []byte, h *mlsHeader) (retry [][]byte, removed bool) {
+	meta, err := parseCommitMeta(h.AuthenticatedData)
+	if err != nil {
+		g.n.log.Debug("dropping commit without metadata", "group", g.topicID, "err", err)
+		return nil, false
+	}
+	committer, err := committerOf(h)
+	if err != nil {
+		g.n.log.Debug("dropping commit", "group", g.topicID, "err", err)
+		return nil, false
+	}
+	before := g.stateID
+	c := commitorder.Commit{Epoch: h.Epoch, Parent: meta.Parent, Committer: committer, Bytes: data}
+	if _, err := g.receiveCommitLocked(c, nil); err != nil {
+		g.n.log.Debug("commit not applied", "group", g.topicID, "err", err)
+		return nil, false
+	}
+	if g.stateID == before {
+		return nil, false
+	}
+	for _, f := range g.future {
+		retry = append(retry, f.data)
+	}
+	g.future = nil
+	return retry, g.removed
 }
 
 // retryBuffered processes the messages kept while joining or waiting for a
@@ -937,6 +973,8 @@ func (g *Group) sealOnce(id commitorder.MessageID, data []byte) error {
 	g.rec.NextSeq++
 	g.rec.SentSinceRotation++
 	g.dedup.First(dedupKey(g.n.id, id), now)
+	g.sentData[id] = &sentMessage{data: data, sentAt: now, seq: meta.Seq, at: now}
+	g.tracker.Sent(id, now)
 	m := Message{
 		Group: g.topicID, ID: id, Sender: g.n.id, SenderLeaf: g.state.LeafIndex(), Epoch: g.state.Epoch(),
 		Seq: meta.Seq, SentAt: now, ReceivedAt: now, Own: true, Data: data,
@@ -1018,7 +1056,7 @@ func (g *Group) publish(ctx context.Context, data []byte) error {
 // mailboxes (in the background); it leaves the outbox after that. The caller
 // holds opMu.
 func (g *Group) flushOutbox(ctx context.Context) {
-	if g.topic == nil {
+	if g.topic == nil || g.testHoldPublish.Load() {
 		return
 	}
 	g.mu.Lock()

@@ -39,6 +39,7 @@ func testConfig(t testing.TB, dataDir string, bootstrap ...string) Config {
 		RotateAfterMessages: -1,
 		PublishWait:         3 * time.Second,
 		Tick:                50 * time.Millisecond,
+		SettleWindow:        500 * time.Millisecond,
 		NoSync:              true,
 		dhtQueryTimeout:     10 * time.Second,
 	}
@@ -58,11 +59,21 @@ func startNode(t testing.TB, cfg Config) *Node {
 }
 
 // cluster starts k nodes on loopback TCP; all bootstrap from the first.
-func cluster(t testing.TB, k int) []*Node {
+func cluster(t testing.TB, k int) []*Node { return clusterWith(t, k, nil) }
+
+// clusterWith is cluster with each node's configuration adjusted by mod.
+func clusterWith(t testing.TB, k int, mod func(*Config)) []*Node {
 	t.Helper()
-	nodes := []*Node{startNode(t, testConfig(t, t.TempDir()))}
+	config := func(bootstrap ...string) Config {
+		cfg := testConfig(t, t.TempDir(), bootstrap...)
+		if mod != nil {
+			mod(&cfg)
+		}
+		return cfg
+	}
+	nodes := []*Node{startNode(t, config())}
 	for i := 1; i < k; i++ {
-		nodes = append(nodes, startNode(t, testConfig(t, t.TempDir(), nodes[0].Addrs()...)))
+		nodes = append(nodes, startNode(t, config(nodes[0].Addrs()...)))
 	}
 	// Connect every pair, so that any node can go away without cutting the
 	// others apart.

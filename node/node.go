@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/meshchat/meshchat/commitorder"
 	"github.com/meshchat/meshchat/dht"
 	"github.com/meshchat/meshchat/gossip"
 	"github.com/meshchat/meshchat/mls"
@@ -124,6 +125,12 @@ type Config struct {
 	Tick time.Duration
 	// ReorderWindow (DefaultReorderWindow).
 	ReorderWindow time.Duration
+	// SettleWindow is how long a group state is kept after a commit on it
+	// was applied, so that a competing commit of a lower-index member can
+	// still replace it (commitorder.Config.SettleWindow); own commits wait
+	// until the current state has settled. Default
+	// commitorder.DefaultSettleWindow (3 s).
+	SettleWindow time.Duration
 	// NoSync skips fsync on store commits: faster, but a machine crash
 	// may lose recent state. For tests and benchmarks only.
 	NoSync bool
@@ -176,6 +183,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReorderWindow <= 0 {
 		c.ReorderWindow = DefaultReorderWindow
+	}
+	if c.SettleWindow <= 0 {
+		c.SettleWindow = commitorder.DefaultSettleWindow
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/meshchat/meshchat/commitorder"
 	"github.com/meshchat/meshchat/gossip"
 	"github.com/meshchat/meshchat/mls"
 )
@@ -14,6 +15,11 @@ import (
 // retainedEpochs is how many past epochs of application messages the
 // validator lets through; it matches mls.Config.RetainedEpochs' default.
 const retainedEpochs = 3
+
+// retainedCommitEpochs is how far behind the current epoch a commit on a
+// state the node does not hold is still let through: a competing branch
+// that split that many epochs ago can still converge (commitorder rule 7).
+const retainedCommitEpochs = 64
 
 // errReject is wrapped by validator verdicts that reject.
 var errReject = errors.New("rejected")
@@ -49,14 +55,17 @@ func reject(format string, args ...any) error {
 //     accepted (it cannot be opened without consuming keys); other epochs
 //     are ignored; handshake messages of the current or next epoch are
 //     accepted;
-//   - a PublicMessage of another epoch than the current one: the next
-//     epoch is accepted (to be buffered), others are ignored;
-//   - a PublicMessage commit of the current epoch that claims to be made on
-//     our state is processed by mls (signature, membership tag, every
-//     RFC 9420 §12.4.2 check) and rejected if it fails; one made on another
-//     state (a competing branch) is ignored; a proposal is checked on a copy
-//     of the state: rejected if malformed, ignored if it fails otherwise
-//     (it may belong to a competing branch);
+//   - a PublicMessage proposal of the next epoch is accepted (to be
+//     buffered), of another epoch ignored; of the current epoch it is
+//     checked on a copy of the state: rejected if malformed, ignored if it
+//     fails otherwise (it may belong to a competing branch);
+//   - a PublicMessage commit made on a state the commit tracker holds (the
+//     current one, or one kept for the settle window) is processed by mls
+//     on that state (signature, membership tag, every RFC 9420 §12.4.2
+//     check) and rejected if it fails; one made on a state not held is
+//     accepted unverified if its epoch is within retainedCommitEpochs
+//     before or one after the current one (the tracker buffers it, bounded)
+//     and ignored otherwise;
 //   - anything else (GroupInfo, KeyPackage, other wire formats, bytes that
 //     are not an MLSMessage): reject.
 func (g *Group) CheckMessage(data []byte) error {
@@ -147,19 +156,35 @@ func (g *Group) checkMessage(data []byte) error {
 			return reject("commit: %v", err)
 		}
 	}
-	if info.Epoch == epoch+1 {
-		return nil
-	}
-	if info.Epoch != epoch {
-		return unverifiable("handshake message of epoch %d, group at %d", info.Epoch, epoch)
-	}
 	if info.Kind == mls.ProposalMessage {
+		if info.Epoch == epoch+1 {
+			return nil
+		}
+		if info.Epoch != epoch {
+			return unverifiable("proposal of epoch %d, group at %d", info.Epoch, epoch)
+		}
 		return g.checkProposalLocked(data)
 	}
-	if meta.Parent != g.stateID {
-		return unverifiable("commit made on another state")
+	// A commit: judged on the state it claims to be made on, if the
+	// tracker holds it (the current state, or one kept for the settle
+	// window: a competing commit of an epoch we already left).
+	held, ok := g.tracker.State(meta.Parent)
+	if !ok {
+		// Made on a state we do not hold: a commit of the next epoch
+		// (its parent's commit may still be on its way) or of a
+		// competing branch. It cannot be verified here; the tracker
+		// keeps a bounded number of such commits, and commits on
+		// branches that are far behind or ahead are ignored.
+		if info.Epoch+uint64(retainedCommitEpochs) < epoch || info.Epoch > epoch+1 {
+			return unverifiable("commit of epoch %d on an unknown state, group at %d", info.Epoch, epoch)
+		}
+		return nil
 	}
-	r, err := g.state.ProcessMessage(data)
+	base := held.(*mlsState)
+	if oc := g.ownCommits[hash]; oc != nil && oc.base == base.id {
+		return nil
+	}
+	r, err := base.st.ProcessMessage(data)
 	switch {
 	case err == nil:
 	case errors.Is(err, mls.ErrOwnMessage):
@@ -169,7 +194,7 @@ func (g *Group) checkMessage(data []byte) error {
 	default:
 		return reject("commit: %v", err)
 	}
-	g.rememberValidatedLocked(hash, r)
+	g.rememberValidatedLocked(base.id, hash, r)
 	return nil
 }
 
@@ -200,7 +225,7 @@ func (g *Group) checkProposalLocked(data []byte) error {
 }
 
 // rememberValidatedLocked keeps a verified commit for the receive loop.
-func (g *Group) rememberValidatedLocked(hash [32]byte, r *mls.Received) {
+func (g *Group) rememberValidatedLocked(base commitorder.StateID, hash [32]byte, r *mls.Received) {
 	now := time.Now()
 	if len(g.validated) >= maxValidated {
 		var oldest [32]byte
@@ -213,5 +238,5 @@ func (g *Group) rememberValidatedLocked(hash [32]byte, r *mls.Received) {
 		}
 		delete(g.validated, oldest)
 	}
-	g.validated[hash] = &validatedCommit{base: g.stateID, r: r, at: now}
+	g.validated[hash] = &validatedCommit{base: base, r: r, at: now}
 }

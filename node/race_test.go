@@ -1,0 +1,190 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// raceSettleWindow is the settle window of the commit-race tests: wide
+// enough for a commit to cross loopback on a loaded machine.
+const raceSettleWindow = 3 * time.Second
+
+// groupOfThree starts three loopback nodes and puts them in one group,
+// leaf i on node i.
+func groupOfThree(t *testing.T) ([]*Node, []*Group) {
+	t.Helper()
+	nodes := clusterWith(t, 3, func(c *Config) { c.SettleWindow = raceSettleWindow })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g0, err := nodes[0].CreateGroup(ctx, GroupOptions{Name: "race", Policy: Invite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := []*Group{g0}
+	for i := 1; i < 3; i++ {
+		if err := g0.Add(ctx, nodes[i].ID()); err != nil {
+			t.Fatalf("add node %d: %v", i, err)
+		}
+		groups = append(groups, groupOf(t, nodes[i], g0.TopicID(), 15*time.Second))
+		waitEpoch(t, uint64(i), groups...)
+	}
+	waitTopicPeers(t, 2, groups...)
+	return nodes, groups
+}
+
+// waitAuthenticator waits until every group is on the state with the given
+// epoch authenticator.
+func waitAuthenticator(t *testing.T, want []byte, groups ...*Group) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "convergence on the winning commit", func() bool {
+		for _, g := range groups {
+			if !bytes.Equal(g.EpochAuthenticator(), want) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// checkExactlyOnce checks that msgs holds each of want exactly once (in any
+// order: a message re-sent in a winning branch may come after later ones).
+func checkExactlyOnce(t *testing.T, who string, msgs []Message, want map[string]peer.ID) {
+	t.Helper()
+	seen := make(map[string]bool)
+	for _, m := range msgs {
+		text := string(m.Data)
+		sender, ok := want[text]
+		if !ok {
+			t.Fatalf("%s: unexpected message %q", who, text)
+		}
+		if sender != m.Sender {
+			t.Fatalf("%s: message %q from %s, want %s", who, text, m.Sender, sender)
+		}
+		if seen[text] {
+			t.Fatalf("%s: message %q delivered twice", who, text)
+		}
+		seen[text] = true
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%s: %d of %d messages delivered", who, len(seen), len(want))
+	}
+}
+
+// receiveExactlyOnce collects the messages of the other members and checks
+// that each arrives once and nothing more follows.
+func receiveExactlyOnce(t *testing.T, groups []*Group, nodes []*Node, texts map[string]peer.ID) {
+	t.Helper()
+	for i, g := range groups {
+		want := make(map[string]peer.ID)
+		for text, s := range texts {
+			if s != nodes[i].ID() {
+				want[text] = s
+			}
+		}
+		got := receive(t, g, len(want), 30*time.Second)
+		checkExactlyOnce(t, fmt.Sprintf("member %d", i), got, want)
+	}
+	for _, g := range groups {
+		expectQuiet(t, g, 500*time.Millisecond)
+	}
+}
+
+// TestCommitRaceLowestLeafWins: the three members rotate on the same state
+// and each sends a message on the state its own commit made; the commits
+// and messages are released at the same moment. All converge on the commit
+// of leaf 0, and every message (those sent during the race, re-sent by
+// leaves 1 and 2 on the winning branch, and those sent after) reaches every
+// other member once.
+func TestCommitRaceLowestLeafWins(t *testing.T) {
+	nodes, groups := groupOfThree(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	texts := make(map[string]peer.ID)
+	for i, g := range groups {
+		g.testHoldPublish.Store(true)
+		if err := g.Rotate(ctx); err != nil {
+			t.Fatalf("member %d rotate: %v", i, err)
+		}
+		text := fmt.Sprintf("%d:0", i)
+		texts[text] = nodes[i].ID()
+		send(t, g, text)
+	}
+	winner := groups[0].EpochAuthenticator()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Go(func() {
+			g.testHoldPublish.Store(false)
+			g.opMu.Lock()
+			g.flushOutbox(ctx)
+			g.opMu.Unlock()
+		})
+	}
+	wg.Wait()
+	waitAuthenticator(t, winner, groups...)
+	t.Logf("3-way commit race converged %v after the commits were published", time.Since(start).Round(time.Millisecond))
+	for i, g := range groups {
+		if g.Epoch() != 3 {
+			t.Fatalf("member %d at epoch %d, want 3", i, g.Epoch())
+		}
+		text := fmt.Sprintf("%d:1", i)
+		texts[text] = nodes[i].ID()
+		send(t, g, text)
+	}
+	receiveExactlyOnce(t, groups, nodes, texts)
+}
+
+// TestCommitRaceHigherIndexFirst: the commits of leaf 2 and leaf 1 are made
+// on the same state, and leaf 2's is published first and applied by
+// everyone else; leaf 1's arrives later. Applying commits in arrival order
+// would keep leaf 2's; the rule switches everyone to leaf 1's, and the
+// messages sent on leaf 2's branch are re-sent on leaf 1's and delivered
+// once.
+func TestCommitRaceHigherIndexFirst(t *testing.T) {
+	nodes, groups := groupOfThree(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	groups[1].testHoldPublish.Store(true)
+	groups[2].testHoldPublish.Store(true)
+	for _, i := range []int{1, 2} {
+		if err := groups[i].Rotate(ctx); err != nil {
+			t.Fatalf("member %d rotate: %v", i, err)
+		}
+	}
+	loser := groups[2].EpochAuthenticator()
+	winner := groups[1].EpochAuthenticator()
+	if bytes.Equal(loser, winner) {
+		t.Fatal("the two commits lead to the same state")
+	}
+	// Leaf 2's commit goes out first; leaf 0 applies it.
+	groups[2].testHoldPublish.Store(false)
+	groups[2].opMu.Lock()
+	groups[2].flushOutbox(ctx)
+	groups[2].opMu.Unlock()
+	waitAuthenticator(t, loser, groups[0], groups[2])
+	texts := map[string]peer.ID{"0:0": nodes[0].ID(), "2:0": nodes[2].ID()}
+	send(t, groups[0], "0:0")
+	send(t, groups[2], "2:0")
+	// Then leaf 1's.
+	start := time.Now()
+	groups[1].testHoldPublish.Store(false)
+	groups[1].opMu.Lock()
+	groups[1].flushOutbox(ctx)
+	groups[1].opMu.Unlock()
+	waitAuthenticator(t, winner, groups...)
+	t.Logf("late lower-index commit adopted everywhere %v after it was published", time.Since(start).Round(time.Millisecond))
+	texts["1:0"] = nodes[1].ID()
+	send(t, groups[1], "1:0")
+	receiveExactlyOnce(t, groups, nodes, texts)
+	for i, g := range groups {
+		if !bytes.Equal(g.EpochAuthenticator(), winner) || g.Epoch() != 3 {
+			t.Fatalf("member %d left the winning state", i)
+		}
+	}
+}
