@@ -111,6 +111,13 @@ type Config struct {
 	// SubscriptionBuffer is the per-topic delivery buffer
 	// (DefaultSubscriptionBuffer if zero).
 	SubscriptionBuffer int
+	// OrderedValidation validates messages one at a time, in the order
+	// they arrive, instead of concurrently: messages of one author that
+	// reach this node in order are then delivered (and forwarded) in that
+	// order. GossipSub otherwise validates on several workers and may
+	// reorder them. It costs validation parallelism, so MessageCheckers
+	// must stay cheap.
+	OrderedValidation bool
 
 	// pubsubOptions are appended to the GossipSub options (tests).
 	pubsubOptions []pubsub.Option
@@ -128,6 +135,7 @@ type Service struct {
 	maxSize          int
 	validatorTimeout time.Duration
 	bufferSize       int
+	ordered          bool
 
 	mu     sync.Mutex
 	topics map[TopicID]*Topic
@@ -142,6 +150,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		maxSize:          cfg.MaxMessageSize,
 		validatorTimeout: cfg.ValidatorTimeout,
 		bufferSize:       cfg.SubscriptionBuffer,
+		ordered:          cfg.OrderedValidation,
 		topics:           make(map[TopicID]*Topic),
 	}
 	if s.maxSize == 0 {
@@ -163,6 +172,9 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(s.maxSize + rpcOverhead),
 		pubsub.WithRawTracer(s.tracker),
+	}
+	if cfg.OrderedValidation {
+		opts = append(opts, pubsub.WithValidateWorkers(1))
 	}
 	opts = append(opts, cfg.pubsubOptions...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -214,7 +226,11 @@ func (s *Service) Join(id TopicID, checker MessageChecker) (*Topic, error) {
 		return nil, fmt.Errorf("gossip: join %s: %w", id, ErrAlreadyJoined)
 	}
 	name := id.PubsubTopic()
-	if err := s.ps.RegisterTopicValidator(name, s.validator(checker), pubsub.WithValidatorTimeout(s.validatorTimeout)); err != nil {
+	valOpts := []pubsub.ValidatorOpt{pubsub.WithValidatorTimeout(s.validatorTimeout)}
+	if s.ordered {
+		valOpts = append(valOpts, pubsub.WithValidatorInline(true))
+	}
+	if err := s.ps.RegisterTopicValidator(name, s.validator(checker), valOpts...); err != nil {
 		return nil, fmt.Errorf("gossip: join %s: %w", id, err)
 	}
 	topic, err := s.ps.Join(name)

@@ -1,0 +1,194 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/meshchat/meshchat/gossip"
+	"github.com/meshchat/meshchat/mls"
+)
+
+// retainedEpochs is how many past epochs of application messages the
+// validator lets through; it matches mls.Config.RetainedEpochs' default.
+const retainedEpochs = 3
+
+// errReject is wrapped by validator verdicts that reject.
+var errReject = errors.New("rejected")
+
+// unverifiable wraps gossip.ErrUnverifiable: the message is ignored, not
+// held against the peer that forwarded it.
+func unverifiable(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), gossip.ErrUnverifiable)
+}
+
+func reject(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errReject)
+}
+
+// CheckMessage implements gossip.MessageChecker for the group's topic. It
+// runs before a message is delivered to this node or forwarded, on every
+// node of the topic, and decides:
+//
+//   - own messages being published: accept;
+//   - a join request envelope: accept if it decodes strictly, names this
+//     topic and carries a KeyPackage mls accepts (RFC 9420 §10.1); else
+//     reject;
+//   - a Welcome: accept if it decodes (its group cannot be checked: the
+//     GroupInfo is encrypted);
+//   - a PublicMessage or PrivateMessage for another group ID, with
+//     application data in a PublicMessage, or without the node's metadata
+//     in its authenticated_data: reject;
+//   - while this node is still joining (no state), or after it was
+//     removed: ignore;
+//   - a PrivateMessage: application data of the current epoch, the next
+//     one (its commit may still be on its way) or a retained past one is
+//     accepted (it cannot be opened without consuming keys); other epochs
+//     are ignored; handshake messages of the current or next epoch are
+//     accepted;
+//   - a PublicMessage of another epoch than the current one: the next
+//     epoch is accepted (to be buffered), others are ignored;
+//   - a PublicMessage commit of the current epoch that claims to be made on
+//     our state is processed by mls (signature, membership tag, every
+//     RFC 9420 §12.4.2 check) and rejected if it fails; one made on another
+//     state (a competing branch) is ignored; a proposal is checked on a copy
+//     of the state: rejected if malformed, ignored if it fails otherwise
+//     (it may belong to a competing branch);
+//   - anything else (GroupInfo, KeyPackage, other wire formats, bytes that
+//     are not an MLSMessage): reject.
+func (g *Group) CheckMessage(data []byte) error {
+	hash := sha256.Sum256(data)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.own[hash] > 0 {
+		return nil
+	}
+	if isEnvelope(data) {
+		jr, err := parseJoinRequest(data)
+		if err != nil {
+			return reject("join request: %v", err)
+		}
+		if jr.Topic != g.topicID {
+			return reject("join request for topic %s", jr.Topic)
+		}
+		if _, err := mls.ParseKeyPackage(jr.KeyPackage, g.n.mlsCfg); err != nil {
+			return reject("join request: %v", err)
+		}
+		return nil
+	}
+	h, err := peekMessage(data)
+	if err != nil {
+		return reject("%v", err)
+	}
+	switch h.WireFormat {
+	case wireFormatWelcome:
+		if _, err := mls.WelcomeKeyPackageRefs(data); err != nil {
+			return reject("welcome: %v", err)
+		}
+		return nil
+	case wireFormatPublicMessage, wireFormatPrivateMessage:
+	default:
+		return reject("wire format %d on a group topic", h.WireFormat)
+	}
+	if g.state == nil || g.removed {
+		return unverifiable("no group state")
+	}
+	if !bytes.Equal(h.GroupID, g.groupID) {
+		return reject("message for another group")
+	}
+	epoch := g.state.Epoch()
+	if h.WireFormat == wireFormatPrivateMessage {
+		if h.ContentType == contentTypeApplication {
+			if _, err := parseAppMeta(h.AuthenticatedData); err != nil {
+				return reject("application message: %v", err)
+			}
+			if h.Epoch > epoch+1 || h.Epoch+retainedEpochs < epoch {
+				return unverifiable("application message of epoch %d, group at %d", h.Epoch, epoch)
+			}
+			return nil
+		}
+		if h.Epoch != epoch && h.Epoch != epoch+1 {
+			return unverifiable("handshake message of epoch %d, group at %d", h.Epoch, epoch)
+		}
+		return nil
+	}
+	// PublicMessage.
+	if h.ContentType == contentTypeApplication {
+		return reject("application data in a PublicMessage")
+	}
+	var meta *commitMeta
+	if h.ContentType == contentTypeCommit {
+		if meta, err = parseCommitMeta(h.AuthenticatedData); err != nil {
+			return reject("commit: %v", err)
+		}
+	}
+	if h.Epoch == epoch+1 {
+		return nil
+	}
+	if h.Epoch != epoch {
+		return unverifiable("handshake message of epoch %d, group at %d", h.Epoch, epoch)
+	}
+	if h.ContentType == contentTypeProposal {
+		return g.checkProposalLocked(data)
+	}
+	if meta.Parent != g.stateID {
+		return unverifiable("commit made on another state")
+	}
+	r, err := g.state.ProcessMessage(data)
+	switch {
+	case err == nil:
+	case errors.Is(err, mls.ErrOwnMessage):
+		return nil
+	case errors.Is(err, mls.ErrWrongEpoch), errors.Is(err, mls.ErrUnknownProposal), errors.Is(err, mls.ErrMissingPSK):
+		return unverifiable("commit: %v", err)
+	default:
+		return reject("commit: %v", err)
+	}
+	g.rememberValidatedLocked(hash, r)
+	return nil
+}
+
+// checkProposalLocked verifies a PublicMessage proposal of the current epoch
+// on a copy of the state (processing a proposal caches it).
+func (g *Group) checkProposalLocked(data []byte) error {
+	enc, err := g.state.MarshalBinary()
+	if err != nil {
+		return unverifiable("copy state: %v", err)
+	}
+	cp, err := mls.LoadGroup(enc, g.n.mlsCfg)
+	clear(enc)
+	if err != nil {
+		return unverifiable("copy state: %v", err)
+	}
+	if _, err := cp.ProcessMessage(data); err != nil {
+		switch {
+		case errors.Is(err, mls.ErrOwnMessage):
+			return nil
+		case errors.Is(err, mls.ErrMalformed), errors.Is(err, mls.ErrWrongGroup):
+			return reject("proposal: %v", err)
+		}
+		// A proposal carries no claim of the state it was made on: one
+		// that fails may come from a competing branch of this epoch.
+		return unverifiable("proposal: %v", err)
+	}
+	return nil
+}
+
+// rememberValidatedLocked keeps a verified commit for the receive loop.
+func (g *Group) rememberValidatedLocked(hash [32]byte, r *mls.Received) {
+	now := time.Now()
+	if len(g.validated) >= maxValidated {
+		var oldest [32]byte
+		first := true
+		var at time.Time
+		for k, v := range g.validated {
+			if first || v.at.Before(at) {
+				oldest, at, first = k, v.at, false
+			}
+		}
+		delete(g.validated, oldest)
+	}
+	g.validated[hash] = &validatedCommit{base: g.stateID, r: r, at: now}
+}
