@@ -187,6 +187,14 @@ func New(h host.Host, cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// Traffic returns the bytes of GossipSub RPCs this node has sent and
+// received so far, on all topics: messages, forwarded copies and control
+// traffic (the protobuf size of each RPC, without stream framing or transport
+// encryption). RPCs dropped because a peer's queue was full are not counted.
+func (s *Service) Traffic() (sent, received uint64) {
+	return s.tracker.sentBytes.Load(), s.tracker.receivedBytes.Load()
+}
+
 // Close leaves every topic and stops the router. It is idempotent.
 func (s *Service) Close() error {
 	s.mu.Lock()

@@ -2,11 +2,13 @@ package gossip
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
 )
 
 // meshTracker follows the GossipSub router's mesh per topic, and counts
@@ -18,6 +20,8 @@ type meshTracker struct {
 	mesh    map[string]map[peer.ID]struct{}
 	dropped map[string]uint64
 	changed chan struct{} // closed and replaced on every mesh change
+
+	sentBytes, receivedBytes atomic.Uint64
 }
 
 var _ pubsub.RawTracer = (*meshTracker)(nil)
@@ -95,14 +99,22 @@ func (m *meshTracker) UndeliverableMessage(msg *pubsub.Message) {
 
 // The remaining hooks carry nothing the tracker needs.
 
-func (m *meshTracker) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (m *meshTracker) Join(string)                                          {}
-func (m *meshTracker) ValidateMessage(*pubsub.Message)                      {}
-func (m *meshTracker) DeliverMessage(*pubsub.Message)                       {}
-func (m *meshTracker) RejectMessage(*pubsub.Message, string)                {}
-func (m *meshTracker) DuplicateMessage(*pubsub.Message)                     {}
-func (m *meshTracker) ThrottlePeer(peer.ID)                                 {}
-func (m *meshTracker) RecvRPC(*pubsub.RPC)                                  {}
-func (m *meshTracker) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (m *meshTracker) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (m *meshTracker) Join(string)                              {}
+func (m *meshTracker) ValidateMessage(*pubsub.Message)          {}
+func (m *meshTracker) DeliverMessage(*pubsub.Message)           {}
+func (m *meshTracker) RejectMessage(*pubsub.Message, string)    {}
+func (m *meshTracker) DuplicateMessage(*pubsub.Message)         {}
+func (m *meshTracker) ThrottlePeer(peer.ID)                     {}
+
+// RecvRPC and SendRPC count RPC bytes for Service.Traffic.
+func (m *meshTracker) RecvRPC(rpc *pubsub.RPC) {
+	m.receivedBytes.Add(uint64(proto.Size(&rpc.RPC)))
+}
+
+func (m *meshTracker) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
+	m.sentBytes.Add(uint64(proto.Size(&rpc.RPC)))
+}
+
 func (m *meshTracker) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (m *meshTracker) DropRPC(*pubsub.RPC, peer.ID)                         {}

@@ -51,6 +51,11 @@ type CommitOptions struct {
 	// Welcome's GroupInfo; the new members must then get the tree
 	// (Group.RatchetTree) another way (RFC 9420 §12.4.3.3).
 	OmitRatchetTree bool
+
+	// reinitPSK is the resumption PSK of usage reinit that the first
+	// commit of a reinitialized group carries (RFC 9420 §11.2); only
+	// Group.ReInitGroup sets it.
+	reinitPSK *wire.PreSharedKeyID
 }
 
 // PendingCommit is a commit this client created. Nothing has changed yet:
@@ -186,6 +191,9 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 		if err := ap.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, addParams); err != nil {
 			return nil, rule(fmt.Errorf("add: %w", mapTreeError(err)))
 		}
+		if err := supportsExtensions(&kp.LeafNode, ap.ctx.Extensions); err != nil {
+			return nil, rule(fmt.Errorf("add: %w", err))
+		}
 		leaf, err := ap.tree.AddLeaf(&kp.LeafNode)
 		if err != nil {
 			return nil, rule(fmt.Errorf("add: %w", mapTreeError(err)))
@@ -209,6 +217,18 @@ func (g *Group) applyProposals(list []resolved) (*applied, error) {
 		}
 	}
 	return ap, nil
+}
+
+// supportsExtensions checks that a new member's leaf lists every
+// non-default GroupContext extension (RFC 9420 §13.4: a client adding a
+// member MUST verify it).
+func supportsExtensions(leaf *wire.LeafNode, exts wire.Extensions) error {
+	for _, e := range exts {
+		if !e.ExtensionType.IsDefault() && !listsExtension(leaf.Capabilities, e.ExtensionType) {
+			return fmt.Errorf("leaf lacks group context extension %v: %w", e.ExtensionType, ErrUnsupportedExtension)
+		}
+	}
+	return nil
 }
 
 // checkMembersSupport checks that every member of t supports every
@@ -519,7 +539,7 @@ func (g *Group) Commit(opts *CommitOptions) (*PendingCommit, error) {
 	priv := g.priv
 	if len(list) == 0 || ap.pathRequired || opts.ForcePath {
 		template := *ap.tree.Leaf(treemath.LeafIndex(g.myLeaf))
-		template.Capabilities = ownCapabilities(g.cfg, template.Extensions)
+		template.Capabilities = advertisedCapabilities(g.cfg, template.Extensions)
 		if ps, priv, err = generatePath(g.cs, ap.tree, treemath.LeafIndex(g.myLeaf), &template, g.id.key, g.ctx.GroupID, rand); err != nil {
 			return nil, fmt.Errorf("commit: %w", err)
 		}
@@ -600,7 +620,7 @@ func (g *Group) commitList(opts *CommitOptions, me wire.Sender) ([]resolved, []w
 	var list []resolved
 	var refs []wire.ProposalOrRef
 	inline := func(p *wire.Proposal) error {
-		if err := g.checkProposal(p, me); err != nil {
+		if err := g.checkProposal(p, me, true); err != nil {
 			return err
 		}
 		list = append(list, resolved{p: p, sender: me})
@@ -655,6 +675,13 @@ func (g *Group) commitList(opts *CommitOptions, me wire.Sender) ([]resolved, []w
 		if err := inline(&wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: pid}}); err != nil {
 			return nil, nil, err
 		}
+	}
+	if opts.reinitPSK != nil {
+		// Valid only here: in the commit that sets up a reinitialized group
+		// (RFC 9420 §11.2, §12.1.4).
+		p := &wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: *opts.reinitPSK}}
+		list = append(list, resolved{p: p, sender: me})
+		refs = append(refs, wire.ProposalOrRef{Type: wire.ProposalOrRefTypeProposal, Proposal: p})
 	}
 	if err := validateList(list, me, false); err != nil {
 		return nil, nil, err

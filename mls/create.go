@@ -59,7 +59,7 @@ func NewGroup(id *Identity, cfg *Config, opts *GroupOptions) (*Group, error) {
 		EncryptionKey:  encPub,
 		SignatureKey:   id.SignaturePublicKey(),
 		Credential:     id.credential(),
-		Capabilities:   ownCapabilities(cfg, leafExts),
+		Capabilities:   advertisedCapabilities(cfg, leafExts),
 		LeafNodeSource: wire.LeafNodeSourceKeyPackage,
 		Lifetime: wire.Lifetime{
 			NotBefore: unixSeconds(now.Add(-keyPackageClockSkew)),

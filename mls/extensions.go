@@ -40,7 +40,10 @@ const (
 // extensions of types the application lists in Config.SupportedExtensions
 // are carried through unchanged.
 type Extension struct {
+	// Type is the extension type.
 	Type ExtensionType
+	// Data is the extension_data, opaque to this package for types it
+	// does not implement.
 	Data []byte
 }
 

@@ -119,7 +119,7 @@ func joinExternal(groupInfo []byte, id *Identity, cfg *Config, opts *ExternalJoi
 		EncryptionKey: encPub,
 		SignatureKey:  id.SignaturePublicKey(),
 		Credential:    id.credential(),
-		Capabilities:  ownCapabilities(cfg),
+		Capabilities:  advertisedCapabilities(cfg),
 	}
 	ps, priv, err := generatePath(cs, ap.tree, leaf, template, id.key, gi.GroupContext.GroupID, rand)
 	if err != nil {

@@ -137,6 +137,8 @@ type roster struct {
 	ctx  *wire.GroupContext
 }
 
+// MemberSignatureKey implements framing.Roster: the signature key of the
+// member at leaf (RFC 9420 §6.1).
 func (r roster) MemberSignatureKey(leaf treemath.LeafIndex) ([]byte, bool) {
 	l := r.tree.Leaf(leaf)
 	if l == nil {
@@ -145,6 +147,8 @@ func (r roster) MemberSignatureKey(leaf treemath.LeafIndex) ([]byte, bool) {
 	return l.SignatureKey, true
 }
 
+// ExternalSenderSignatureKey implements framing.Roster: the signature key
+// of entry index of the external_senders extension (RFC 9420 §12.1.8.1).
 func (r roster) ExternalSenderSignatureKey(index uint32) ([]byte, bool) {
 	s, ok := externalSender(r.ctx, index)
 	if !ok {
@@ -163,10 +167,6 @@ func externalSender(ctx *wire.GroupContext, index uint32) (*wire.ExternalSender,
 }
 
 // secretTreeConfig is the out-of-order policy of the secret trees.
-func (g *Group) secretTreeConfig() secrettree.Config {
-	return secretTreeConfig(g.cfg)
-}
-
 func secretTreeConfig(cfg *Config) secrettree.Config {
 	return secrettree.Config{MaxForward: cfg.maxGenerationGap()}
 }

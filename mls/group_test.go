@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -147,6 +148,12 @@ func TestProposalsByReference(t *testing.T) {
 	if _, err := alice.Seal([]byte("x"), nil); !errors.Is(err, ErrPendingProposals) {
 		t.Fatalf("seal with pending proposals: %v", err)
 	}
+	// A proposal dropped by policy is no longer pending.
+	ref := alice.PendingProposals()[1].Ref
+	if !alice.DropProposal(ref) || alice.DropProposal(ref) || len(alice.PendingProposals()) != 1 {
+		t.Fatal("drop proposal")
+	}
+	process(t, alice, updCarol)
 	if _, err := bob.ProcessMessage(addDave); !errors.Is(err, ErrOwnMessage) {
 		t.Fatalf("own proposal echoed: %v", err)
 	}
@@ -414,17 +421,45 @@ func TestExternalSenders(t *testing.T) {
 func TestReInit(t *testing.T) {
 	a, b := newTestClient(t, "alice", nil), newTestClient(t, "bob", nil)
 	gs := newGroupOf(t, nil, a, b)
-	params := ReInitParams{GroupID: []byte("new group"), CipherSuite: MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519}
+	newSuite := MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519
+	params := ReInitParams{GroupID: []byte("new group"), CipherSuite: newSuite}
 	prop := must[[]byte](t)(gs[1].ProposeReInit(params))
 	process(t, gs[0], prop)
-	// A ReInit goes alone: a commit adding someone with it leaves it out.
 	pc := must[*PendingCommit](t)(gs[0].Commit(nil))
-	next := process(t, gs[1], pc.Commit).Next
-	if next.ReInit() == nil || string(next.ReInit().GroupID) != "new group" {
-		t.Fatalf("reinit %+v", next.ReInit())
+	aliceOld, bobOld := pc.Next, process(t, gs[1], pc.Commit).Next
+	if bobOld.ReInit() == nil || string(bobOld.ReInit().GroupID) != "new group" {
+		t.Fatalf("reinit %+v", bobOld.ReInit())
 	}
-	if _, err := next.Seal([]byte("x"), nil); !errors.Is(err, ErrReInitPending) {
+	if _, err := bobOld.Seal([]byte("x"), nil); !errors.Is(err, ErrReInitPending) {
 		t.Fatalf("seal after reinit: %v", err)
+	}
+	if _, err := bobOld.Update(); !errors.Is(err, ErrReInitPending) {
+		t.Fatalf("commit after reinit: %v", err)
+	}
+
+	// Alice sets up the new group in the new suite; Bob joins it, proving
+	// the link with the old group's resumption PSK.
+	alice2 := newTestClientSuite(t, newSuite, "alice", nil)
+	bob2 := newTestClientSuite(t, newSuite, "bob", nil)
+	re := must[*PendingCommit](t)(aliceOld.ReInitGroup(alice2.id, []*KeyPackage{bob2.kp.KeyPackage()}))
+	if _, err := Join(re.Welcome, []*PrivateKeyPackage{bob2.kp}, nil, nil); !errors.Is(err, ErrMissingPSK) {
+		t.Fatalf("join without the old group: %v", err)
+	}
+	bobNew := must[*Group](t)(Join(re.Welcome, []*PrivateKeyPackage{bob2.kp}, nil, &JoinOptions{ReInitFrom: bobOld}))
+	if bobNew.Epoch() != 1 || string(bobNew.ID()) != "new group" || bobNew.CipherSuite() != newSuite {
+		t.Fatalf("new group epoch %d id %q suite %v", bobNew.Epoch(), bobNew.ID(), bobNew.CipherSuite())
+	}
+	checkAgree(t, re.Next, bobNew)
+
+	// A new group that leaves an old member out is refused.
+	bobby := newTestClientSuite(t, newSuite, "bobby", nil)
+	re = must[*PendingCommit](t)(aliceOld.ReInitGroup(alice2.id, []*KeyPackage{bobby.kp.KeyPackage()}))
+	if _, err := Join(re.Welcome, []*PrivateKeyPackage{bobby.kp}, nil, &JoinOptions{ReInitFrom: bobOld}); !errors.Is(err, ErrInvalidGroupInfo) {
+		t.Fatalf("reinit without an old member: %v", err)
+	}
+	// Only a group with a committed ReInit can be reinitialized.
+	if _, err := re.Next.ReInitGroup(alice2.id, nil); !errors.Is(err, ErrInvalidProposalList) {
+		t.Fatalf("reinit of a normal group: %v", err)
 	}
 }
 
@@ -500,6 +535,18 @@ func TestKeyPackageValidation(t *testing.T) {
 	if !bytes.Equal(parsed.Ref(), kp.Ref()) || string(parsed.Identity()) != "alice" || parsed.LastResort() {
 		t.Fatal("parsed key package differs")
 	}
+	greased := 0
+	for _, v := range parsed.kp.LeafNode.Capabilities.Extensions {
+		if wire.IsGREASE(uint16(v)) {
+			greased++
+		}
+	}
+	if greased != 1 {
+		t.Fatalf("%d GREASE extension types advertised, want 1", greased)
+	}
+	if err := checkOwnSupport(cfg, wire.Extensions{{ExtensionType: parsed.kp.LeafNode.Capabilities.Extensions[len(parsed.kp.LeafNode.Capabilities.Extensions)-1]}}); !errors.Is(err, ErrUnsupportedExtension) {
+		t.Fatalf("GREASE counted as supported: %v", err)
+	}
 	nb, na := parsed.Lifetime()
 	if !nb.Before(now) || !na.After(now) {
 		t.Fatalf("lifetime %v..%v", nb, na)
@@ -554,5 +601,132 @@ func TestIdentityRoundTrip(t *testing.T) {
 	}
 	if _, err := ParseIdentity([]byte{kindIdentity, 9}); !errors.Is(err, ErrCorruptState) {
 		t.Fatalf("unknown version: %v", err)
+	}
+}
+
+func TestInspect(t *testing.T) {
+	a, b := newTestClient(t, "alice", nil), newTestClient(t, "bob", nil)
+	gs := newGroupOf(t, nil, a, b)
+	pc := must[*PendingCommit](t)(gs[1].Update())
+	info := must[*MessageInfo](t)(Inspect(pc.Commit))
+	if info.WireFormat != WireFormatPublicMessage || info.Kind != CommitMessage || info.Epoch != 1 ||
+		!bytes.Equal(info.GroupID, gs[0].ID()) || info.Sender.Kind != SenderMember || info.Sender.Index != gs[1].LeafIndex() {
+		t.Fatalf("commit info %+v", info)
+	}
+	msg := must[[]byte](t)(gs[0].Seal([]byte("x"), nil))
+	info = must[*MessageInfo](t)(Inspect(msg))
+	if info.WireFormat != WireFormatPrivateMessage || info.Kind != ApplicationMessage || info.Sender != nil {
+		t.Fatalf("application info %+v", info)
+	}
+	info = must[*MessageInfo](t)(Inspect(a.kp.KeyPackage().Bytes()))
+	if info.WireFormat != WireFormatKeyPackage || info.GroupID != nil {
+		t.Fatalf("key package info %+v", info)
+	}
+	if _, err := Inspect([]byte{0, 1}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
+
+// TestRandomOperations drives a group through random adds, removes,
+// updates, proposals by reference and reloads from persisted state, checking
+// after every epoch that all members agree and read each other.
+func TestRandomOperations(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	cfg := &Config{}
+	type member struct {
+		name string
+		g    *Group
+	}
+	first := newTestClient(t, "m0", cfg)
+	members := []*member{{"m0", must[*Group](t)(NewGroup(first.id, cfg, nil))}}
+	next := 1
+	var pendingKPs []*PrivateKeyPackage // proposed Adds not yet committed
+	epochs := 30
+	if testing.Short() {
+		epochs = 10
+	}
+	for e := 0; e < epochs; e++ {
+		committer := members[rng.IntN(len(members))]
+		// Some members propose first.
+		var proposals [][]byte
+		if len(members) > 2 && rng.IntN(3) == 0 {
+			p := members[rng.IntN(len(members))]
+			var msg []byte
+			switch rng.IntN(3) {
+			case 0:
+				msg = must[[]byte](t)(p.g.ProposeUpdate())
+			case 1:
+				c := newTestClient(t, fmt.Sprintf("m%d", next), cfg)
+				next++
+				msg = must[[]byte](t)(p.g.ProposeAdd(c.kp.KeyPackage()))
+				pendingKPs = append(pendingKPs, c.kp)
+			default:
+				victim := members[rng.IntN(len(members))]
+				if victim != committer && victim != p {
+					msg = must[[]byte](t)(p.g.ProposeRemove(victim.g.LeafIndex()))
+				}
+			}
+			if msg != nil {
+				proposals = append(proposals, msg)
+				for _, m := range members {
+					if m != p {
+						process(t, m.g, msg)
+					}
+				}
+			}
+		}
+		opts := &CommitOptions{ForcePath: rng.IntN(2) == 0}
+		var added []*PrivateKeyPackage
+		for i := rng.IntN(3); i > 0; i-- {
+			c := newTestClient(t, fmt.Sprintf("m%d", next), cfg)
+			next++
+			opts.Add = append(opts.Add, c.kp.KeyPackage())
+			added = append(added, c.kp)
+		}
+		if len(members) > 3 && rng.IntN(3) == 0 {
+			victim := members[rng.IntN(len(members))]
+			if victim != committer {
+				opts.Remove = append(opts.Remove, victim.g.LeafIndex())
+			}
+		}
+		pc := must[*PendingCommit](t)(committer.g.Commit(opts))
+		var survivors []*member
+		for _, m := range members {
+			if m == committer {
+				m.g = pc.Next
+			} else {
+				r := process(t, m.g, pc.Commit)
+				if r.Next.Removed() {
+					continue
+				}
+				m.g = r.Next
+			}
+			survivors = append(survivors, m)
+		}
+		members = survivors
+		if pc.Welcome != nil {
+			for _, kp := range append(added, pendingKPs...) {
+				g, err := Join(pc.Welcome, []*PrivateKeyPackage{kp}, cfg, nil)
+				if errors.Is(err, ErrWelcomeNotForUs) {
+					continue
+				}
+				if err != nil {
+					t.Fatalf("epoch %d join: %v", e, err)
+				}
+				members = append(members, &member{string(kp.Identity().Name()), g})
+			}
+		}
+		pendingKPs = nil
+		// Reload a random member from its persisted state.
+		m := members[rng.IntN(len(members))]
+		m.g = must[*Group](t)(LoadGroup(state(t, m.g), cfg))
+		gs := make([]*Group, len(members))
+		for i, m := range members {
+			gs[i] = m.g
+		}
+		checkAgree(t, gs...)
+	}
+	if len(members) < 3 {
+		t.Logf("ended with %d members", len(members))
 	}
 }

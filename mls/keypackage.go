@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/meshchat/meshchat/mls/internal/ciphersuite"
@@ -92,7 +93,7 @@ func NewKeyPackage(id *Identity, cfg *Config, opts *KeyPackageOptions) (*Private
 		EncryptionKey:  encPub,
 		SignatureKey:   id.SignaturePublicKey(),
 		Credential:     id.credential(),
-		Capabilities:   ownCapabilities(cfg, kpExts, leafExts),
+		Capabilities:   advertisedCapabilities(cfg, kpExts, leafExts),
 		LeafNodeSource: wire.LeafNodeSourceKeyPackage,
 		Lifetime:       wire.Lifetime{NotBefore: unixSeconds(notBefore), NotAfter: unixSeconds(notAfter)},
 		Extensions:     leafExts,
@@ -170,7 +171,7 @@ func keyPackageFromWire(kp wire.KeyPackage, cfg *Config) (*KeyPackage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key package: %w", err)
 	}
-	if err := validateKeyPackage(cs, &kp, cfg, true); err != nil {
+	if err := validateKeyPackage(cs, &kp, cfg, true, true); err != nil {
 		return nil, err
 	}
 	return newKeyPackage(cs, kp)
@@ -179,14 +180,16 @@ func keyPackageFromWire(kp wire.KeyPackage, cfg *Config) (*KeyPackage, error) {
 // validateKeyPackage checks the group-independent rules of RFC 9420 §10.1
 // and §7.3 for a KeyPackage's leaf. checkLifetime is false where the RFC
 // only recommends the check and a stale clock must not split the group.
-func validateKeyPackage(cs *ciphersuite.Suite, kp *wire.KeyPackage, cfg *Config, checkLifetime bool) error {
+// leafSignature is false where the caller verifies the leaf's signature
+// itself (a commit applying an Add validates the leaf against the tree).
+func validateKeyPackage(cs *ciphersuite.Suite, kp *wire.KeyPackage, cfg *Config, checkLifetime, leafSignature bool) error {
 	if err := cs.ValidateHPKEPublicKey(kp.InitKey); err != nil {
 		return fmt.Errorf("key package init key: %w: %v", ErrKeyPackageInvalid, err)
 	}
 	if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
 		return fmt.Errorf("key package init key equals its encryption key: %w", ErrKeyPackageInvalid)
 	}
-	if err := verifyLeafNode(cs, &kp.LeafNode, wire.LeafNodeSourceKeyPackage, nil, 0); err != nil {
+	if err := verifyLeafNode(cs, &kp.LeafNode, wire.LeafNodeSourceKeyPackage, nil, 0, leafSignature); err != nil {
 		return fmt.Errorf("key package: %w: %w", ErrKeyPackageInvalid, err)
 	}
 	for _, e := range kp.Extensions {
@@ -224,8 +227,9 @@ func checkLeafLifetime(leaf *wire.LeafNode, cfg *Config) error {
 // alone: its source, signature (over the group ID and leaf index for the
 // update and commit sources), the keys' encodings, that its credential type
 // is one it lists, and that its non-default extensions are in its
-// capabilities. Errors wrap ErrInvalidLeafNode or ErrBadSignature.
-func verifyLeafNode(cs *ciphersuite.Suite, leaf *wire.LeafNode, source wire.LeafNodeSource, groupID []byte, leafIndex uint32) error {
+// capabilities. Errors wrap ErrInvalidLeafNode or ErrBadSignature. The
+// signature is checked only when signature is set.
+func verifyLeafNode(cs *ciphersuite.Suite, leaf *wire.LeafNode, source wire.LeafNodeSource, groupID []byte, leafIndex uint32, signature bool) error {
 	if leaf.LeafNodeSource != source {
 		return fmt.Errorf("leaf node source %v, want %v: %w", leaf.LeafNodeSource, source, ErrInvalidLeafNode)
 	}
@@ -242,6 +246,9 @@ func verifyLeafNode(cs *ciphersuite.Suite, leaf *wire.LeafNode, source wire.Leaf
 		if !e.ExtensionType.IsDefault() && !listsExtension(leaf.Capabilities, e.ExtensionType) {
 			return fmt.Errorf("leaf extension %v not in its capabilities: %w", e.ExtensionType, ErrInvalidLeafNode)
 		}
+	}
+	if !signature {
+		return nil
 	}
 	if err := verifySignature(cs, leaf.SignatureKey, labelLeafNodeTBS, leaf.TBS(groupID, leafIndex), leaf.Signature); err != nil {
 		return fmt.Errorf("leaf node: %w", err)
@@ -317,6 +324,24 @@ func ownCapabilities(cfg *Config, used ...wire.Extensions) wire.Capabilities {
 			add(e.ExtensionType)
 		}
 	}
+	return caps
+}
+
+// advertisedCapabilities is ownCapabilities with one random GREASE value
+// added to each list (RFC 9420 §13.5), so that peers that wrongly reject
+// unknown values are found out. Only advertised lists carry GREASE; this
+// client's own view of what it supports (ownCapabilities) never does.
+func advertisedCapabilities(cfg *Config, used ...wire.Extensions) wire.Capabilities {
+	caps := ownCapabilities(cfg, used...)
+	var r [4]byte
+	if _, err := io.ReadFull(cfg.rand(), r[:]); err != nil {
+		return caps
+	}
+	grease := func(i int) uint16 { return 0x0A0A + uint16(r[i]%15)*0x1010 }
+	caps.CipherSuites = append(caps.CipherSuites, wire.CipherSuite(grease(0)))
+	caps.Extensions = append(caps.Extensions, wire.ExtensionType(grease(1)))
+	caps.Proposals = append(caps.Proposals, wire.ProposalType(grease(2)))
+	caps.Credentials = append(caps.Credentials, wire.CredentialType(grease(3)))
 	return caps
 }
 
@@ -441,13 +466,12 @@ func (p *PrivateKeyPackage) consistent() error {
 
 // Signature and reference labels of RFC 9420 §17.6 and §5.2.
 const (
-	labelLeafNodeTBS        = "LeafNodeTBS"
-	labelKeyPackageTBS      = "KeyPackageTBS"
-	labelGroupInfoTBS       = "GroupInfoTBS"
-	labelFramedContentTBS   = "FramedContentTBS"
-	labelKeyPackageRef      = "MLS 1.0 KeyPackage Reference"
-	labelProposalRef        = "MLS 1.0 Proposal Reference"
-	labelWelcome            = "Welcome"
-	labelUpdatePathNode     = "UpdatePathNode"
-	labelExternalInitSecret = "MLS 1.0 external init secret"
+	labelLeafNodeTBS      = "LeafNodeTBS"
+	labelKeyPackageTBS    = "KeyPackageTBS"
+	labelGroupInfoTBS     = "GroupInfoTBS"
+	labelFramedContentTBS = "FramedContentTBS"
+	labelKeyPackageRef    = "MLS 1.0 KeyPackage Reference"
+	labelProposalRef      = "MLS 1.0 Proposal Reference"
+	labelWelcome          = "Welcome"
+	labelUpdatePathNode   = "UpdatePathNode"
 )

@@ -249,6 +249,7 @@ type recordingReader struct {
 	buf []byte
 }
 
+// Read implements io.Reader.
 func (rr *recordingReader) Read(b []byte) (int, error) {
 	n, err := rr.r.Read(b)
 	rr.buf = append(rr.buf, b[:n]...)

@@ -245,7 +245,7 @@ func (g *Group) handle(v *framing.Verified, consumed *secrettree.Tree) (*Receive
 // receiveProposal checks and caches a proposal (RFC 9420 §12.1).
 func (g *Group) receiveProposal(v *framing.Verified) (*Received, error) {
 	c := v.Content()
-	if err := g.checkProposal(c.Proposal, c.Sender); err != nil {
+	if err := g.checkProposal(c.Proposal, c.Sender, false); err != nil {
 		return nil, fmt.Errorf("proposal: %w", err)
 	}
 	if c.Sender.SenderType == wire.SenderTypeNewMemberProposal {

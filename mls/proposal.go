@@ -60,7 +60,7 @@ func (g *Group) propose(p Proposal) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("propose %v: %w", p.Type, err)
 	}
-	if err := g.checkProposal(wp, wire.MemberSender(g.myLeaf)); err != nil {
+	if err := g.checkProposal(wp, wire.MemberSender(g.myLeaf), false); err != nil {
 		return nil, fmt.Errorf("propose %v: %w", p.Type, err)
 	}
 	content := &wire.FramedContent{
@@ -96,7 +96,7 @@ func (g *Group) buildProposal(p Proposal) (*wire.Proposal, []byte, error) {
 		leaf.LeafNodeSource = wire.LeafNodeSourceUpdate
 		leaf.Lifetime = wire.Lifetime{}
 		leaf.ParentHash = nil
-		leaf.Capabilities = ownCapabilities(g.cfg, leaf.Extensions)
+		leaf.Capabilities = advertisedCapabilities(g.cfg, leaf.Extensions)
 		if err := tree.SignLeafNode(g.cs, &leaf, g.id.key, g.ctx.GroupID, treemath.LeafIndex(g.myLeaf)); err != nil {
 			return nil, nil, err
 		}
@@ -237,14 +237,18 @@ func proposalRef(cs *ciphersuite.Suite, ac *wire.AuthenticatedContent) ([]byte, 
 // meet on its own, whoever sends it, before it is cached or committed. The
 // rules that depend on the rest of the proposal list and on the tree as the
 // list changes it are checked when a commit applies it.
-func (g *Group) checkProposal(p *wire.Proposal, sender wire.Sender) error {
+//
+// inCommit is set for a proposal inline in a commit: applying the commit
+// validates an Add's leaf node against the tree, signature included, so it
+// is not verified twice.
+func (g *Group) checkProposal(p *wire.Proposal, sender wire.Sender, inCommit bool) error {
 	switch p.ProposalType {
 	case wire.ProposalTypeAdd:
 		kp := &p.Add.KeyPackage
 		if kp.Version != wire.ProtocolVersionMLS10 || kp.CipherSuite != g.ctx.CipherSuite {
 			return fmt.Errorf("%w: add: key package for %v/0x%04x in a %v group: %w", ErrInvalidProposalList, kp.Version, uint16(kp.CipherSuite), g.CipherSuite(), ErrKeyPackageInvalid)
 		}
-		if err := validateKeyPackage(g.cs, kp, g.cfg, true); err != nil {
+		if err := validateKeyPackage(g.cs, kp, g.cfg, true, !inCommit); err != nil {
 			return fmt.Errorf("%w: add: %w", ErrInvalidProposalList, err)
 		}
 	case wire.ProposalTypeUpdate:
@@ -341,6 +345,21 @@ func (g *Group) PendingProposals() []Proposal {
 		out = append(out, g.describe(cp.proposal, cp.sender, cp.ref, g.tree))
 	}
 	return out
+}
+
+// DropProposal removes the cached proposal with ProposalRef ref (as
+// Proposal.Ref reports it), for a proposal the application's policy rejects
+// (RFC 9420 §12.2 lets applications add rules). A commit by another member
+// that references it is then rejected with ErrUnknownProposal. It reports
+// whether the proposal was cached.
+func (g *Group) DropProposal(ref []byte) bool {
+	for i, cp := range g.proposals {
+		if bytes.Equal(cp.ref, ref) {
+			g.proposals = append(g.proposals[:i:i], g.proposals[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // describe turns a wire proposal into its public description. t is the

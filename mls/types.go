@@ -1,7 +1,5 @@
 package mls
 
-import "bytes"
-
 // Member is one member of a group in the current epoch: its leaf index in
 // the ratchet tree and what its leaf node says about it (RFC 9420 §7.2).
 type Member struct {
@@ -49,6 +47,7 @@ func (k SenderKind) String() string {
 
 // Sender identifies the authenticated sender of a received message.
 type Sender struct {
+	// Kind says how the sender relates to the group.
 	Kind SenderKind
 	// Index is the leaf index of a member or new member, or the position
 	// of an external sender in the external_senders extension.
@@ -136,9 +135,11 @@ type Proposal struct {
 	Leaf uint32
 	// PSKID is the psk_id of an external PreSharedKey proposal; for a
 	// resumption PSK it is nil and PSKGroupID and PSKEpoch are set.
-	PSKID      []byte
+	PSKID []byte
+	// PSKGroupID is the group of a resumption PreSharedKey proposal.
 	PSKGroupID []byte
-	PSKEpoch   uint64
+	// PSKEpoch is the epoch of a resumption PreSharedKey proposal.
+	PSKEpoch uint64
 	// Extensions are the new GroupContext extensions of a
 	// GroupContextExtensions proposal, or the extensions of a ReInit.
 	Extensions []Extension
@@ -149,9 +150,10 @@ type Proposal struct {
 // ReInitParams are the parameters of the group that replaces a group being
 // reinitialized (RFC 9420 §11.2, §12.1.5).
 type ReInitParams struct {
-	GroupID     []byte
+	// GroupID is the new group's ID.
+	GroupID []byte
+	// CipherSuite is the new group's cipher suite.
 	CipherSuite CipherSuite
-	Extensions  []Extension
+	// Extensions are the new group's GroupContext extensions.
+	Extensions []Extension
 }
-
-func cloneBytes(b []byte) []byte { return bytes.Clone(b) }

@@ -49,7 +49,7 @@ func (g *Group) resolveProposals(list []wire.ProposalOrRef, committer wire.Sende
 		por := &list[i]
 		switch por.Type {
 		case wire.ProposalOrRefTypeProposal:
-			if err := g.checkProposal(por.Proposal, committer); err != nil {
+			if err := g.checkProposal(por.Proposal, committer, true); err != nil {
 				return nil, err
 			}
 			out = append(out, resolved{p: por.Proposal, sender: committer})

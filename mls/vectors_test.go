@@ -71,7 +71,7 @@ func TestWelcomeVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ow, err := openWelcome(w, []*PrivateKeyPackage{kp}, nil)
+			ow, err := openWelcome(w, []*PrivateKeyPackage{kp}, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestWelcomeVectors(t *testing.T) {
 			// A Welcome for another KeyPackage is rejected as not for us.
 			other := *kp
 			other.pub = &KeyPackage{kp: kp.pub.kp, ref: bytes.Repeat([]byte{1}, len(kp.pub.ref))}
-			if _, err := openWelcome(w, []*PrivateKeyPackage{&other}, nil); !errors.Is(err, ErrWelcomeNotForUs) {
+			if _, err := openWelcome(w, []*PrivateKeyPackage{&other}, nil, nil); !errors.Is(err, ErrWelcomeNotForUs) {
 				t.Fatalf("welcome for another key package: %v, want ErrWelcomeNotForUs", err)
 			}
 		})

@@ -142,6 +142,14 @@ type JoinOptions struct {
 	// extension (RFC 9420 §12.4.3.3). It is verified against the signed
 	// tree hash, so it may come from an untrusted source.
 	RatchetTree []byte
+
+	// ReInitFrom is this client's state of a group that committed a
+	// ReInit, when the Welcome is for the group replacing it
+	// (Group.ReInitGroup, RFC 9420 §11.2). The reinit PSK is taken from it,
+	// and the new group is checked against the ReInit's parameters and
+	// the old membership. A Welcome with a reinit PSK is refused without
+	// it.
+	ReInitFrom *Group
 }
 
 // WelcomeKeyPackageRefs returns the KeyPackageRefs a Welcome is addressed
@@ -182,7 +190,9 @@ type openedWelcome struct {
 
 // openWelcome finds the entry of w for one of kps, decrypts its
 // GroupSecrets, resolves its PSKs and decrypts the GroupInfo.
-func openWelcome(w *wire.Welcome, kps []*PrivateKeyPackage, cfg *Config) (*openedWelcome, error) {
+// reinitFrom, when set, supplies the resumption PSK of a reinitialized
+// group.
+func openWelcome(w *wire.Welcome, kps []*PrivateKeyPackage, cfg *Config, reinitFrom *Group) (*openedWelcome, error) {
 	cs, err := lookupSuite(CipherSuite(w.CipherSuite))
 	if err != nil {
 		return nil, err
@@ -227,7 +237,12 @@ func openWelcome(w *wire.Welcome, kps []*PrivateKeyPackage, cfg *Config) (*opene
 	if special > 1 {
 		return nil, fmt.Errorf("group secrets: %d reinit/branch resumption PSKs: %w", special, ErrMalformed)
 	}
-	psks, err := pskInputs(ow.secrets.PSKs, func(id *wire.PreSharedKeyID) ([]byte, error) { return lookupPSK(cfg, id, nil) })
+	psks, err := pskInputs(ow.secrets.PSKs, func(id *wire.PreSharedKeyID) ([]byte, error) {
+		if reinitFrom != nil && id.PSKType == wire.PSKTypeResumption && id.Usage == wire.ResumptionPSKUsageReInit {
+			return reinitFrom.pskSecret(id)
+		}
+		return lookupPSK(cfg, id, nil)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -282,13 +297,25 @@ func Join(welcome []byte, kps []*PrivateKeyPackage, cfg *Config, opts *JoinOptio
 	if err != nil {
 		return nil, fmt.Errorf("join: %w", err)
 	}
-	ow, err := openWelcome(w, kps, cfg)
+	ow, err := openWelcome(w, kps, cfg, opts.ReInitFrom)
 	if err != nil {
 		return nil, fmt.Errorf("join: %w", err)
 	}
 	g, err := joinFromWelcome(ow, cfg, opts.RatchetTree)
 	if err != nil {
 		return nil, fmt.Errorf("join: %w", err)
+	}
+	for i := range ow.secrets.PSKs {
+		id := &ow.secrets.PSKs[i]
+		if id.PSKType != wire.PSKTypeResumption || id.Usage == wire.ResumptionPSKUsageApplication {
+			continue
+		}
+		if id.Usage != wire.ResumptionPSKUsageReInit || opts.ReInitFrom == nil {
+			return nil, fmt.Errorf("join: %v resumption PSK: %w", id.Usage, ErrInvalidGroupInfo)
+		}
+		if err := checkReInitJoin(opts.ReInitFrom, g, id); err != nil {
+			return nil, fmt.Errorf("join: %w", err)
+		}
 	}
 	return g, nil
 }

@@ -162,9 +162,9 @@ func (g *Group) tick(now time.Time) {
 	g.flushState()
 	g.admitDue(ctx, now)
 	g.mu.Lock()
-	pending := g.outboxLen > 0
+	pending := g.outboxLen > len(g.inflight)
 	g.mu.Unlock()
-	if pending && len(g.topic.Peers()) > 0 {
+	if pending {
 		g.opMu.Lock()
 		g.flushOutbox(ctx)
 		g.opMu.Unlock()

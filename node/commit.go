@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -131,35 +132,55 @@ func (g *Group) commit(ctx context.Context, build func() (*mls.CommitOptions, []
 	return g.commitLocked(ctx, build)
 }
 
-// Add adds the peer id to the group: it fetches id's KeyPackage bundle from
-// the DHT (a one-time KeyPackage if one is left, else the last-resort one),
-// commits an Add (RFC 9420 §12.1.1) and sends the Welcome (RFC 9420
-// §12.4.3.1) on the group's topic, directly to the peer if it is reachable,
-// and to the DHT mailbox of the KeyPackage for when it comes online.
-func (g *Group) Add(ctx context.Context, id peer.ID) error {
+// Add adds the peers ids to the group in one commit: it fetches each peer's
+// KeyPackage bundle from the DHT (a one-time KeyPackage if one is left, else
+// the last-resort one), commits the Adds (RFC 9420 §12.1.1) and sends the
+// Welcome (RFC 9420 §12.4.3.1) on the group's topic, directly to each peer
+// that is reachable, and to the DHT mailbox of each KeyPackage for peers
+// that come online later. It fails without committing if a peer is already a
+// member or has no usable KeyPackage.
+func (g *Group) Add(ctx context.Context, ids ...peer.ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	g.mu.Lock()
 	if g.state == nil || g.removed {
 		g.mu.Unlock()
 		return ErrNotMember
 	}
-	if _, ok := g.memberLeafLocked(id); ok {
-		g.mu.Unlock()
-		return fmt.Errorf("add %s: %w", id, ErrAlreadyMember)
+	for _, id := range ids {
+		if _, ok := g.memberLeafLocked(id); ok {
+			g.mu.Unlock()
+			return fmt.Errorf("add %s: %w", id, ErrAlreadyMember)
+		}
 	}
 	suite := g.state.CipherSuite()
 	g.mu.Unlock()
-	kp, err := g.n.lookupKeyPackage(ctx, id, suite, g.wasAdded)
-	if err != nil {
-		return fmt.Errorf("add %s: %w", id, err)
+	kps := make([]*mls.KeyPackage, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			kps[i], errs[i] = g.n.lookupKeyPackage(ctx, id, suite, g.wasAdded)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("add %s: %w", id, errs[i])
+			}
+		})
 	}
-	err = g.commit(ctx, func() (*mls.CommitOptions, []peer.ID, error) {
-		if _, ok := g.memberLeafLocked(id); ok {
-			return nil, nil, fmt.Errorf("add %s: %w", id, ErrAlreadyMember)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	err := g.commit(ctx, func() (*mls.CommitOptions, []peer.ID, error) {
+		for _, id := range ids {
+			if _, ok := g.memberLeafLocked(id); ok {
+				return nil, nil, fmt.Errorf("add %s: %w", id, ErrAlreadyMember)
+			}
 		}
-		return &mls.CommitOptions{Add: []*mls.KeyPackage{kp}}, []peer.ID{id}, nil
+		return &mls.CommitOptions{Add: kps}, ids, nil
 	})
 	if err != nil {
-		return fmt.Errorf("add %s: %w", id, err)
+		return fmt.Errorf("add: %w", err)
 	}
 	return nil
 }

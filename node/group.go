@@ -596,16 +596,16 @@ func (g *Group) handle(data []byte, from peer.ID) {
 		}
 		return
 	}
-	h, err := peekMessage(data)
+	info, err := mls.Inspect(data)
 	if err != nil {
 		return
 	}
-	switch h.WireFormat {
-	case wireFormatWelcome:
+	switch info.WireFormat {
+	case mls.WireFormatWelcome:
 		if _, err := g.n.acceptWelcome(data, "topic"); err != nil && !errors.Is(err, errWelcomeNotForUs) {
 			g.n.log.Debug("topic Welcome", "group", g.topicID, "err", err)
 		}
-	case wireFormatPublicMessage, wireFormatPrivateMessage:
+	case mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
 		g.onGroupMessage(data)
 	}
 }
@@ -847,9 +847,15 @@ func (g *Group) appendOutboxLocked(tx Tx, r *outboxRecord) error {
 }
 
 // waitPeers waits, bounded by PublishWait and ctx, until someone is on the
-// topic.
+// topic, if the group has other members to hear it.
 func (g *Group) waitPeers(ctx context.Context) {
 	if g.topic == nil || len(g.topic.Peers()) > 0 {
+		return
+	}
+	g.mu.Lock()
+	alone := g.state == nil || len(g.state.Members()) < 2
+	g.mu.Unlock()
+	if alone {
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, g.n.cfg.PublishWait)
@@ -880,16 +886,18 @@ func (g *Group) publish(ctx context.Context, data []byte) error {
 	return err
 }
 
-// flushOutbox publishes the queued messages in order, if anyone is on the
-// topic. Application messages and commits leave the outbox once published;
-// a Welcome leaves once it is also delivered directly and filed in the
-// mailboxes (in the background). The caller holds opMu.
+// flushOutbox publishes the queued messages in order, as far as anyone is on
+// the topic. Application messages and commits leave the outbox once
+// published. A Welcome is also published on the topic if anyone is there,
+// and in any case handed directly to the peers it adds and filed in their
+// mailboxes (in the background); it leaves the outbox after that. The caller
+// holds opMu.
 func (g *Group) flushOutbox(ctx context.Context) {
-	if g.topic == nil || len(g.topic.Peers()) == 0 {
+	if g.topic == nil {
 		return
 	}
 	g.mu.Lock()
-	if g.outboxLen == 0 {
+	if g.outboxLen <= len(g.inflight) {
 		g.mu.Unlock()
 		return
 	}
@@ -912,22 +920,38 @@ func (g *Group) flushOutbox(ctx context.Context) {
 		g.n.log.Warn("read outbox", "group", g.topicID, "err", err)
 		return
 	}
+	// Once a message cannot be published, later ones wait too, so that
+	// they leave in order.
+	blocked := len(g.topic.Peers()) == 0
 	for _, r := range entries {
-		g.mu.Lock()
-		busy := g.inflight[r.Index]
-		g.mu.Unlock()
-		if busy {
+		if r.Kind == outboxWelcome {
+			g.mu.Lock()
+			busy := g.inflight[r.Index]
+			if !busy {
+				g.inflight[r.Index] = true
+			}
+			g.mu.Unlock()
+			if busy {
+				continue
+			}
+			if !blocked {
+				if err := g.publish(ctx, r.Message); err != nil {
+					g.n.log.Debug("publish Welcome", "group", g.topicID, "err", err)
+				}
+			}
+			if !g.n.spawn(func() { g.deliverWelcome(r) }) {
+				g.mu.Lock()
+				delete(g.inflight, r.Index)
+				g.mu.Unlock()
+			}
+			continue
+		}
+		if blocked {
 			continue
 		}
 		if err := g.publish(ctx, r.Message); err != nil {
 			g.n.log.Debug("publish from outbox", "group", g.topicID, "err", err)
-			return
-		}
-		if r.Kind == outboxWelcome {
-			g.mu.Lock()
-			g.inflight[r.Index] = true
-			g.mu.Unlock()
-			g.n.spawn(func() { g.deliverWelcome(r) })
+			blocked = true
 			continue
 		}
 		g.deleteOutbox(r.Index)

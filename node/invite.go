@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
@@ -108,4 +109,24 @@ func parseJoinCode(s string) (*joinCode, error) {
 	copy(c.Key[:], raw[inviteIDSize:])
 	clear(raw)
 	return c, nil
+}
+
+// NewInvite issues an invite code for the group: the topic ID and a secret
+// from which any member can check a joiner's proof (see "Admission"). In an
+// invite-only group, Join with the code admits its holder; in an open group
+// the code works like the bare topic ID. Codes stay valid as long as the
+// group exists; hand them out over a channel you trust.
+func (g *Group) NewInvite() (string, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state == nil || g.removed || g.meta == nil {
+		return "", ErrNotMember
+	}
+	var id [inviteIDSize]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", fmt.Errorf("invite: %w", err)
+	}
+	key := inviteKey(g.meta.InviteRoot[:], id)
+	defer clear(key[:])
+	return formatInviteCode(g.topicID, id, key), nil
 }

@@ -137,6 +137,17 @@ func (g *Group) announceJoin(ctx context.Context, now time.Time) {
 // subscribes to the group's topic. A Welcome for a group the node is already
 // in is ignored. via names the path, for logs.
 func (n *Node) acceptWelcome(data []byte, via string) (*Group, error) {
+	hash := sha256.Sum256(data)
+	n.welcomeMu.Lock()
+	topic, seen := n.welcomes[hash]
+	n.welcomeMu.Unlock()
+	if seen {
+		// The same Welcome came another way (topic, direct, mailbox).
+		if g, ok := n.Group(topic); ok && topic != "" {
+			return g, nil
+		}
+		return nil, errWelcomeNotForUs
+	}
 	refs, err := mls.WelcomeKeyPackageRefs(data)
 	if err != nil {
 		return nil, fmt.Errorf("welcome: %w", err)
@@ -150,14 +161,16 @@ func (n *Node) acceptWelcome(data []byte, via string) (*Group, error) {
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	hash := sha256.Sum256(data)
-	if n.welcomes[hash] {
-		return nil, nil
+	if topic, seen := n.welcomes[hash]; seen {
+		if g, ok := n.Group(topic); ok && topic != "" {
+			return g, nil
+		}
+		return nil, errWelcomeNotForUs
 	}
 	if len(n.welcomes) > 4096 {
 		clear(n.welcomes)
 	}
-	n.welcomes[hash] = true
+	n.welcomes[hash] = ""
 	// The KeyPackages may have been consumed while we waited for the lock.
 	mine = n.matchKeyPackages(refs)
 	if len(mine) == 0 {
@@ -177,7 +190,8 @@ func (n *Node) acceptWelcome(data []byte, via string) (*Group, error) {
 	if len(st.ID()) == 0 || len(st.ID()) > 255 {
 		return nil, fmt.Errorf("welcome: group ID of %d bytes", len(st.ID()))
 	}
-	topic := gossip.TopicIDForGroup(st.ID())
+	topic = gossip.TopicIDForGroup(st.ID())
+	n.welcomes[hash] = topic
 	n.mu.Lock()
 	existing := n.groups[topic]
 	n.mu.Unlock()

@@ -193,8 +193,8 @@ type Node struct {
 	kpMu sync.Mutex // guards kps
 	kps  map[string]*ownKeyPackage
 
-	welcomeMu sync.Mutex // serializes Welcome processing
-	welcomes  map[[32]byte]bool
+	welcomeMu sync.Mutex                  // serializes Welcome processing
+	welcomes  map[[32]byte]gossip.TopicID // Welcomes processed, and the group each led to
 
 	closeOnce sync.Once
 	mu        sync.Mutex // guards groups, closed
@@ -217,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		kps:       make(map[string]*ownKeyPackage),
-		welcomes:  make(map[[32]byte]bool),
+		welcomes:  make(map[[32]byte]gossip.TopicID),
 		groups:    make(map[gossip.TopicID]*Group),
 		newGroups: make(chan *Group, 64),
 	}

@@ -7,11 +7,13 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 )
 
-// The topic validator must sort a message by group, epoch and content type
-// before it knows whether it can open it, which package mls does not expose
-// yet (it would be mls.PeekMessage). peekMessage reads just that header of an
-// MLSMessage (RFC 9420 §6): nothing here is trusted beyond routing the
-// message to the right check, and the full message is decoded by mls later.
+// mls.Inspect reports the clear header of an MLSMessage but not its
+// authenticated_data, which the validator needs before it can open a message
+// (the node's metadata: message ID, parent state of a commit). peekMessage
+// reads the header up to and including authenticated_data (RFC 9420 §6); it
+// is only used on bytes mls.Inspect has accepted, and nothing here is trusted
+// beyond routing the message to the right check. It goes once mls reports
+// authenticated_data in MessageInfo.
 
 // MLS wire formats (RFC 9420 §6, §17.9).
 const (

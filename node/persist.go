@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 )
 
+// Every parser below copies the bytes it keeps: values read from the store
+// are valid only inside their transaction.
+//
 // Store layout (all records start with a version byte, 1; encodings are TLS
 // presentation language with fixed-width length prefixes):
 //
@@ -67,7 +71,7 @@ func parseKeyPackageRecord(data []byte) (*keyPackageRecord, error) {
 		!s.ReadUint24LengthPrefixed(&priv) || !s.Empty() || kind < 1 || kind > 3 || created > 1<<62 {
 		return nil, fmt.Errorf("KeyPackage record: %w", ErrCorruptStore)
 	}
-	return &keyPackageRecord{Kind: keyPackageKind(kind), Created: time.Unix(int64(created), 0), Private: []byte(priv)}, nil
+	return &keyPackageRecord{Kind: keyPackageKind(kind), Created: time.Unix(int64(created), 0), Private: bytes.Clone(priv)}, nil
 }
 
 // groupRecord is one group's persisted state:
@@ -116,7 +120,7 @@ func parseGroupRecord(data []byte) (*groupRecord, error) {
 	}
 	r.Removed = removed == 1
 	r.LastRotation = time.UnixMicro(int64(lastRot))
-	r.State = []byte(state)
+	r.State = bytes.Clone(state)
 	return r, nil
 }
 
@@ -167,7 +171,7 @@ func parseHistory(data []byte) (*Message, error) {
 	m.SentAt = time.UnixMicro(int64(sent))
 	m.ReceivedAt = time.UnixMicro(int64(recv))
 	m.Own = own == 1
-	m.Data = []byte(body)
+	m.Data = bytes.Clone(body)
 	return m, nil
 }
 
@@ -231,7 +235,7 @@ func parseOutboxRecord(data []byte) (*outboxRecord, error) {
 		r.Peers = append(r.Peers, id)
 	}
 	r.Kind = outboxKind(kind)
-	r.Message = []byte(msg)
+	r.Message = bytes.Clone(msg)
 	return r, nil
 }
 

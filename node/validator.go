@@ -59,6 +59,14 @@ func reject(format string, args ...any) error {
 //   - anything else (GroupInfo, KeyPackage, other wire formats, bytes that
 //     are not an MLSMessage): reject.
 func (g *Group) CheckMessage(data []byte) error {
+	err := g.checkMessage(data)
+	if err != nil {
+		g.n.log.Debug("topic validator", "group", g.topicID, "verdict", err)
+	}
+	return err
+}
+
+func (g *Group) checkMessage(data []byte) error {
 	hash := sha256.Sum256(data)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -78,59 +86,63 @@ func (g *Group) CheckMessage(data []byte) error {
 		}
 		return nil
 	}
-	h, err := peekMessage(data)
+	info, err := mls.Inspect(data)
 	if err != nil {
 		return reject("%v", err)
 	}
-	switch h.WireFormat {
-	case wireFormatWelcome:
+	switch info.WireFormat {
+	case mls.WireFormatWelcome:
 		if _, err := mls.WelcomeKeyPackageRefs(data); err != nil {
 			return reject("welcome: %v", err)
 		}
 		return nil
-	case wireFormatPublicMessage, wireFormatPrivateMessage:
+	case mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
 	default:
-		return reject("wire format %d on a group topic", h.WireFormat)
+		return reject("%v on a group topic", info.WireFormat)
+	}
+	h, err := peekMessage(data)
+	if err != nil {
+		return reject("%v", err)
 	}
 	if g.state == nil || g.removed {
 		return unverifiable("no group state")
 	}
-	if !bytes.Equal(h.GroupID, g.groupID) {
+	if !bytes.Equal(info.GroupID, g.groupID) {
 		return reject("message for another group")
 	}
 	epoch := g.state.Epoch()
-	if h.WireFormat == wireFormatPrivateMessage {
-		if h.ContentType == contentTypeApplication {
+	if info.WireFormat == mls.WireFormatPrivateMessage {
+		if info.Kind == mls.ApplicationMessage {
 			if _, err := parseAppMeta(h.AuthenticatedData); err != nil {
 				return reject("application message: %v", err)
 			}
-			if h.Epoch > epoch+1 || h.Epoch+retainedEpochs < epoch {
-				return unverifiable("application message of epoch %d, group at %d", h.Epoch, epoch)
+			if info.Epoch > epoch+1 || info.Epoch+retainedEpochs < epoch {
+				return unverifiable("application message of epoch %d, group at %d", info.Epoch, epoch)
 			}
 			return nil
 		}
-		if h.Epoch != epoch && h.Epoch != epoch+1 {
-			return unverifiable("handshake message of epoch %d, group at %d", h.Epoch, epoch)
+		if info.Epoch != epoch && info.Epoch != epoch+1 {
+			return unverifiable("handshake message of epoch %d, group at %d", info.Epoch, epoch)
 		}
 		return nil
 	}
 	// PublicMessage.
-	if h.ContentType == contentTypeApplication {
+	if info.Kind == mls.ApplicationMessage {
 		return reject("application data in a PublicMessage")
 	}
 	var meta *commitMeta
-	if h.ContentType == contentTypeCommit {
+	if info.Kind == mls.CommitMessage {
 		if meta, err = parseCommitMeta(h.AuthenticatedData); err != nil {
 			return reject("commit: %v", err)
 		}
 	}
-	if h.Epoch == epoch+1 {
+	if info.Epoch == epoch+1 {
 		return nil
 	}
-	if h.Epoch != epoch {
-		return unverifiable("handshake message of epoch %d, group at %d", h.Epoch, epoch)
+	if info.Epoch != epoch {
+		return unverifiable("handshake message of epoch %d, group at %d", info.Epoch, epoch)
 	}
-	if h.ContentType == contentTypeProposal {
+	if info.Kind == mls.ProposalMessage {
 		return g.checkProposalLocked(data)
 	}
 	if meta.Parent != g.stateID {

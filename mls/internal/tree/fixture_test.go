@@ -54,7 +54,7 @@ func newFixture(tb testing.TB, suite *ciphersuite.Suite, leafSlots int, member f
 		privs:   make([][]byte, 2*leafSlots-1),
 	}
 	scratch := New(suite)
-	for len(scratch.leaves) < leafSlots {
+	for int(scratch.n) < leafSlots {
 		scratch.grow()
 	}
 	// count[i] is the number of members among leaves [0, i).
@@ -98,7 +98,7 @@ func newFixture(tb testing.TB, suite *ciphersuite.Suite, leafSlots int, member f
 			parentHash = []byte{}
 		}
 		node := &wire.ParentNode{EncryptionKey: pub, ParentHash: parentHash, UnmergedLeaves: []uint32{}}
-		scratch.parents[x>>1] = node
+		scratch.mut(x).parent = node
 		// The right side was set by an older commit whose parent no
 		// longer exists: a stale parent hash.
 		build(r, seedFor(x, "stale"), false)
@@ -157,7 +157,7 @@ func (f *fixture) buildLeaf(tb testing.TB, scratch *Tree, i LeafIndex, parentHas
 	if err := SignLeafNode(f.suite, leaf, signer, f.groupID, i); err != nil {
 		tb.Fatal(err)
 	}
-	scratch.leaves[i] = leaf
+	scratch.mut(NodeIndex(2 * i)).leaf = leaf
 }
 
 // params is the validation context of the fixture's group.

@@ -42,7 +42,7 @@ func (hs *hasher) sum(v wire.Encoder) ([]byte, error) {
 // the GroupContext. Only nodes changed since the last call are re-hashed.
 // An empty tree has no hash.
 func (t *Tree) TreeHash() ([]byte, error) {
-	if len(t.leaves) == 0 {
+	if t.n == 0 {
 		return nil, fmt.Errorf("tree hash of an empty tree: %w", ErrMalformedTree)
 	}
 	return t.nodeHash(t.root())
@@ -60,12 +60,13 @@ func (t *Tree) NodeHash(x NodeIndex) ([]byte, error) {
 // A cached hash is always current: changing a node invalidates its whole
 // direct path.
 func (t *Tree) nodeHash(x NodeIndex) ([]byte, error) {
-	if h := t.hashes[x]; h != nil {
-		return h, nil
+	s := t.at(x)
+	if s.hash != nil {
+		return s.hash, nil
 	}
 	var in *wire.TreeHashInput
 	if x&1 == 0 {
-		in = wire.LeafTreeHashInput(uint32(x>>1), t.leaves[x>>1])
+		in = wire.LeafTreeHashInput(uint32(x>>1), s.leaf)
 	} else {
 		l, r := children(x)
 		lh, err := t.nodeHash(l)
@@ -76,13 +77,13 @@ func (t *Tree) nodeHash(x NodeIndex) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		in = wire.ParentTreeHashInput(t.parents[x>>1], lh, rh)
+		in = wire.ParentTreeHashInput(s.parent, lh, rh)
 	}
 	h, err := t.hasher().sum(in)
 	if err != nil {
 		return nil, fmt.Errorf("tree hash of node %d: %w", x, err)
 	}
-	t.hashes[x] = h
+	t.mut(x).hash = h
 	return h, nil
 }
 
@@ -121,7 +122,7 @@ func (t *Tree) originalHash(x NodeIndex, removed []uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := t.parents[x>>1]
+	p := t.parentAt(x)
 	if p != nil && len(p.UnmergedLeaves) > 0 {
 		kept := make([]uint32, 0, len(p.UnmergedLeaves))
 		for _, u := range p.UnmergedLeaves {

@@ -102,6 +102,9 @@ func VerifyLeafSignature(suite *ciphersuite.Suite, leaf *wire.LeafNode, groupID 
 //
 // For key_package, index is ignored.
 func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource, index LeafIndex, p *Params) error {
+	if p == nil || p.GroupContext == nil {
+		return fmt.Errorf("validate leaf node: no group context")
+	}
 	replaced := -1
 	if source != wire.LeafNodeSourceKeyPackage {
 		if err := t.checkLeaf(index); err != nil {
@@ -126,36 +129,39 @@ func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource,
 // credential-type rule), or -1. The signature is checked only when
 // checkSignature is set (Validate checks signatures in parallel).
 func (t *Tree) validateLeafContent(leaf *wire.LeafNode, source wire.LeafNodeSource, replaced int, p *Params, checkSignature bool) error {
-	idx := replaced
+	idx := "key package leaf"
+	if replaced >= 0 {
+		idx = fmt.Sprintf("leaf %d", replaced)
+	}
 	if source != 0 && leaf.LeafNodeSource != source {
 		return fmt.Errorf("leaf node: source %v where %v is required: %w", leaf.LeafNodeSource, source, ErrLeafNodeSource)
 	}
 	if p.ValidateCredential != nil {
 		if err := p.ValidateCredential(&leaf.Credential, leaf.SignatureKey); err != nil {
-			return fmt.Errorf("leaf %d: %w: %w", idx, ErrCredentialInvalid, err)
+			return fmt.Errorf("%s: %w: %w", idx, ErrCredentialInvalid, err)
 		}
 	}
 	if checkSignature {
-		if err := VerifyLeafSignature(t.suite, leaf, p.GroupContext.GroupID, LeafIndex(max(idx, 0))); err != nil {
+		if err := VerifyLeafSignature(t.suite, leaf, p.GroupContext.GroupID, LeafIndex(max(replaced, 0))); err != nil {
 			return err
 		}
 	}
 	rc, err := p.requiredCapabilities()
 	if err != nil {
-		return fmt.Errorf("leaf %d: %w", idx, err)
+		return fmt.Errorf("%s: %w", idx, err)
 	}
 	if err := checkRequiredCapabilities(leaf, rc); err != nil {
-		return fmt.Errorf("leaf %d: %w", idx, err)
+		return fmt.Errorf("%s: %w", idx, err)
 	}
 	if err := t.checkCredentialSupport(leaf, replaced); err != nil {
-		return fmt.Errorf("leaf %d: %w", idx, err)
+		return fmt.Errorf("%s: %w", idx, err)
 	}
 	if err := checkLifetime(leaf, p); err != nil {
-		return fmt.Errorf("leaf %d: %w", idx, err)
+		return fmt.Errorf("%s: %w", idx, err)
 	}
 	for _, ext := range leaf.Extensions {
 		if !ext.ExtensionType.IsDefault() && !slices.Contains(leaf.Capabilities.Extensions, ext.ExtensionType) {
-			return fmt.Errorf("leaf %d: extension %v: %w", idx, ext.ExtensionType, ErrExtensionUnsupported)
+			return fmt.Errorf("%s: extension %v: %w", idx, ext.ExtensionType, ErrExtensionUnsupported)
 		}
 	}
 	return nil
@@ -197,8 +203,8 @@ func (t *Tree) checkCredentialSupport(leaf *wire.LeafNode, replaced int) error {
 	}
 	// Counts over the other members: drop the replaced leaf's contribution.
 	var old *wire.LeafNode
-	if replaced >= 0 && replaced < len(t.leaves) {
-		old = t.leaves[replaced]
+	if replaced >= 0 {
+		old = t.Leaf(LeafIndex(replaced))
 	}
 	others := t.creds.members
 	if old != nil {

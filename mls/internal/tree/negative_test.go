@@ -890,6 +890,40 @@ func TestNegativeUpdatePath(t *testing.T) {
 		_, err := f.private(t, base, 3).DecryptPath(recv, sender, up, nil, ctx)
 		expectErr(t, err, ErrPathKeyMismatch)
 	})
+	t.Run("key not derived from the path secret", func(t *testing.T) {
+		// A sender that publishes a key of its own choosing for node 7 but
+		// keeps the parent hashes and its leaf signature consistent: the
+		// merge succeeds, the derivation check catches it.
+		up := clonePath()
+		_, pub, _ := suite.GenerateHPKEKey(nil)
+		up.Nodes[2].EncryptionKey = pub
+		nodes, copath := base.filteredDirectPath(sender)
+		if len(nodes) != 3 || nodes[2] != 7 {
+			t.Fatalf("filtered direct path %v", nodes)
+		}
+		pubs := [][]byte{up.Nodes[0].EncryptionKey, up.Nodes[1].EncryptionKey, pub}
+		_, leafPH, err := base.pathParents(copath, pubs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.LeafNode.ParentHash = leafPH
+		if err := SignLeafNode(suite, &up.LeafNode, f.signers[sender], f.groupID, sender); err != nil {
+			t.Fatal(err)
+		}
+		evil := base.Clone()
+		if err := evil.MergeUpdatePath(sender, up, nil); err != nil {
+			t.Fatalf("merge: %v", err)
+		}
+		_, err = f.private(t, base, 3).DecryptPath(evil, sender, up, nil, ctx)
+		expectErr(t, err, ErrPathKeyMismatch)
+		// Leaf 4 decrypts at the root itself and derives only its key.
+		_, err = f.private(t, base, 4).DecryptPath(evil, sender, up, nil, ctx)
+		expectErr(t, err, ErrPathKeyMismatch)
+	})
+	t.Run("tree not merged", func(t *testing.T) {
+		_, err := f.private(t, base, 3).DecryptPath(base, sender, good, nil, ctx)
+		expectErr(t, err, ErrPathKeyMismatch)
+	})
 	t.Run("ciphertext corrupted", func(t *testing.T) {
 		up := clonePath()
 		up.Nodes[0].EncryptedPathSecret[0].Ciphertext[0] ^= 1

@@ -2,6 +2,7 @@ package tree
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
 	"fmt"
 	"io"
 
@@ -43,16 +44,27 @@ type PathSecrets struct {
 //
 // template supplies the signature key, credential, capabilities and
 // extensions (usually those of the current leaf); it is copied, not kept.
-// On error t is unchanged.
-func (t *Tree) GenerateUpdatePath(sender LeafIndex, template *wire.LeafNode, signer *ciphersuite.SigningKey, groupID []byte, rand io.Reader) (*PathSecrets, error) {
+// rand is the randomness source (crypto/rand when nil). On error t is
+// unchanged and the secrets drawn so far are wiped.
+func (t *Tree) GenerateUpdatePath(sender LeafIndex, template *wire.LeafNode, signer *ciphersuite.SigningKey, groupID []byte, rand io.Reader) (_ *PathSecrets, err error) {
 	if err := t.checkLeaf(sender); err != nil {
 		return nil, fmt.Errorf("generate update path: %w", err)
+	}
+	if template == nil {
+		return nil, fmt.Errorf("generate update path: no leaf node template")
+	}
+	if rand == nil {
+		rand = cryptorand.Reader
 	}
 	s := t.suite
 	ps := &PathSecrets{suite: s, sender: sender}
 	ps.nodes, ps.copath = t.filteredDirectPath(sender)
+	defer func() {
+		if err != nil {
+			ps.Zero()
+		}
+	}()
 
-	var err error
 	var leafPub []byte
 	if ps.leafPriv, leafPub, err = s.GenerateHPKEKey(rand); err != nil {
 		return nil, fmt.Errorf("generate update path: leaf key: %w", err)
@@ -77,6 +89,9 @@ func (t *Tree) GenerateUpdatePath(sender LeafIndex, template *wire.LeafNode, sig
 	}
 	if ps.commitSecret, err = s.DeriveSecret(secret, "path"); err != nil {
 		return nil, fmt.Errorf("generate update path: %w", err)
+	}
+	if len(ps.nodes) == 0 {
+		clear(secret) // a group of one: the secret went into no node
 	}
 
 	parents, leafParentHash, err := t.pathParents(ps.copath, ps.pubs)

@@ -6,6 +6,7 @@ import (
 	"maps"
 
 	"github.com/meshchat/meshchat/mls/internal/ciphersuite"
+	"github.com/meshchat/meshchat/mls/internal/treemath"
 	"github.com/meshchat/meshchat/mls/internal/wire"
 )
 
@@ -26,6 +27,9 @@ type keyPair struct{ priv, pub []byte }
 // NewPrivate starts the private state of the member at leaf with its leaf
 // HPKE private key (the encryption key of its KeyPackage or leaf node).
 func NewPrivate(suite *ciphersuite.Suite, leaf LeafIndex, leafPriv []byte) (*Private, error) {
+	if uint64(leaf) >= uint64(treemath.MaxLeafCount) {
+		return nil, fmt.Errorf("private tree state: leaf %d: %w", leaf, ErrIndexOutOfRange)
+	}
 	pub, err := suite.HPKEPublicKey(leafPriv)
 	if err != nil {
 		return nil, fmt.Errorf("private tree state: leaf key: %w", err)
@@ -92,9 +96,12 @@ func (p *Private) prune(t *Tree) {
 // (ErrPathKeyMismatch). It loads saved state such as treekem.json's
 // leaves_private.
 func (p *Private) SetPathSecret(t *Tree, x NodeIndex, pathSecret []byte) error {
+	if !t.inTree(x) {
+		return fmt.Errorf("path secret for node %d: %w", x, ErrIndexOutOfRange)
+	}
 	pub := t.EncryptionKey(x)
 	if pub == nil {
-		return fmt.Errorf("path secret for node %d: %w", x, ErrBlankLeaf)
+		return fmt.Errorf("path secret for node %d: node is blank: %w", x, ErrPathKeyMismatch)
 	}
 	priv, derived, err := deriveNodeKey(p.suite, pathSecret)
 	if err != nil {
@@ -211,6 +218,11 @@ func (p *Private) decryptPath(t *Tree, sender LeafIndex, path *wire.UpdatePath, 
 	nodes, copath := t.filteredDirectPath(sender)
 	if len(path.Nodes) != len(nodes) {
 		return nil, nil, fmt.Errorf("decrypt update path: %d nodes for a filtered direct path of %d: %w", len(path.Nodes), len(nodes), ErrUpdatePathShape)
+	}
+	for i, x := range nodes {
+		if !bytes.Equal(t.EncryptionKey(x), path.Nodes[i].EncryptionKey) {
+			return nil, nil, fmt.Errorf("decrypt update path: node %d does not hold the path's key; merge the path first: %w", x, ErrPathKeyMismatch)
+		}
 	}
 	first := -1
 	for i, c := range copath {

@@ -41,30 +41,22 @@ func Import(suite *ciphersuite.Suite, nodes wire.RatchetTree) (*Tree, error) {
 	for 2*n-1 < len(nodes) {
 		n *= 2
 	}
-	t := &Tree{
-		suite:   suite,
-		leaves:  make([]*wire.LeafNode, n),
-		parents: make([]*wire.ParentNode, n-1),
-		hashes:  make([][]byte, 2*n-1),
-		resSize: make([]int32, 2*n-1),
-		creds:   newCredStats(),
-	}
-	for i := range t.resSize {
-		t.resSize[i] = -1
-	}
+	t := &Tree{suite: suite, id: newTreeID(), creds: newCredStats()}
+	t.resize(uint32(2*n - 1))
+	t.n = uint32(n)
 	for x, node := range nodes {
 		if node == nil {
 			continue
 		}
 		switch {
 		case x%2 == 0 && node.NodeType == wire.NodeTypeLeaf && node.Leaf != nil:
-			t.leaves[x/2] = node.Leaf
+			t.mut(NodeIndex(x)).leaf = node.Leaf
 			t.creds.add(node.Leaf)
 		case x%2 == 1 && node.NodeType == wire.NodeTypeParent && node.Parent != nil:
 			if err := checkUnmerged(NodeIndex(x), node.Parent.UnmergedLeaves, uint32(n)); err != nil {
 				return nil, fmt.Errorf("ratchet tree: %w", err)
 			}
-			t.parents[x/2] = node.Parent
+			t.mut(NodeIndex(x)).parent = node.Parent
 		default:
 			return nil, fmt.Errorf("ratchet tree: node %d of type %v: %w", x, node.NodeType, ErrMalformedTree)
 		}
@@ -98,24 +90,33 @@ func (t *Tree) Export() wire.RatchetTree {
 		}
 	}
 	out := make(wire.RatchetTree, last+1)
-	slab := make([]wire.Node, 0, t.creds.members+len(t.parents))
+	slab := make([]wire.Node, 0, last+1)
 	for x := 0; x <= last; x++ {
 		var node wire.Node
-		if x%2 == 0 {
-			if t.leaves[x/2] == nil {
-				continue
-			}
-			node = wire.Node{NodeType: wire.NodeTypeLeaf, Leaf: t.leaves[x/2]}
-		} else {
-			if t.parents[x/2] == nil {
-				continue
-			}
-			node = wire.Node{NodeType: wire.NodeTypeParent, Parent: t.parents[x/2]}
+		s := t.at(NodeIndex(x))
+		switch {
+		case s.leaf != nil:
+			node = wire.Node{NodeType: wire.NodeTypeLeaf, Leaf: s.leaf}
+		case s.parent != nil:
+			node = wire.Node{NodeType: wire.NodeTypeParent, Parent: s.parent}
+		default:
+			continue
 		}
 		slab = append(slab, node)
 		out[x] = &slab[len(slab)-1]
 	}
 	return out
+}
+
+// Extension returns the ratchet_tree extension carrying the tree, for a
+// GroupInfo (RFC 9420 §12.4.3.3).
+func (t *Tree) Extension() (wire.Extension, error) {
+	rt := t.Export()
+	ext, err := wire.MakeExtension(&rt)
+	if err != nil {
+		return wire.Extension{}, fmt.Errorf("ratchet_tree extension: %w", err)
+	}
+	return ext, nil
 }
 
 // Encode returns the ratchet_tree extension body for the tree.

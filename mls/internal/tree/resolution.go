@@ -19,20 +19,18 @@ func (t *Tree) Resolution(x NodeIndex) ([]NodeIndex, error) {
 // cached resolution is empty are skipped, so the cost is proportional to
 // the result times the depth, not to the size of blank regions.
 func (t *Tree) appendResolution(dst []NodeIndex, x NodeIndex) []NodeIndex {
-	if x&1 == 0 {
-		if t.leaves[x>>1] != nil {
-			dst = append(dst, x)
-		}
-		return dst
+	s := t.at(x)
+	if s.leaf != nil {
+		return append(dst, x)
 	}
-	if p := t.parents[x>>1]; p != nil {
+	if p := s.parent; p != nil {
 		dst = append(dst, x)
 		for _, u := range p.UnmergedLeaves {
 			dst = append(dst, NodeIndex(2*u))
 		}
 		return dst
 	}
-	if t.resolutionSize(x) == 0 {
+	if x&1 == 0 || t.resolutionSize(x) == 0 {
 		return dst
 	}
 	l, r := children(x)
@@ -42,22 +40,21 @@ func (t *Tree) appendResolution(dst []NodeIndex, x NodeIndex) []NodeIndex {
 
 // resolutionSize is the length of the resolution of x, cached per node.
 func (t *Tree) resolutionSize(x NodeIndex) int {
-	if s := t.resSize[x]; s >= 0 {
-		return int(s)
+	sl := t.at(x)
+	if sl.res >= 0 {
+		return int(sl.res)
 	}
 	var s int
 	switch {
-	case x&1 == 0:
-		if t.leaves[x>>1] != nil {
-			s = 1
-		}
-	case t.parents[x>>1] != nil:
-		s = 1 + len(t.parents[x>>1].UnmergedLeaves)
-	default:
+	case sl.leaf != nil:
+		s = 1
+	case sl.parent != nil:
+		s = 1 + len(sl.parent.UnmergedLeaves)
+	case x&1 == 1:
 		l, r := children(x)
 		s = t.resolutionSize(l) + t.resolutionSize(r)
 	}
-	t.resSize[x] = int32(s)
+	t.mut(x).res = int32(s)
 	return s
 }
 

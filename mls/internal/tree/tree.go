@@ -7,9 +7,10 @@
 // are cached per node and only the direct path of a changed node is
 // invalidated, so a commit with a path re-hashes O(log N) nodes. Encryption
 // and signature keys are indexed for the uniqueness checks. Node values
-// (*wire.LeafNode, *wire.ParentNode) are immutable once in a tree and are
-// shared between clones, so Clone copies only slices of pointers and the
-// caches: a caller can try a commit on a clone and drop it on failure.
+// (*wire.LeafNode, *wire.ParentNode) are immutable once in a tree, and nodes
+// are stored in chunks shared copy-on-write between clones, so Clone is
+// cheap: a caller can try a commit on a clone and drop it on failure, or
+// keep the previous epoch's tree.
 //
 // A Tree is not safe for concurrent use, even for reads (reads fill caches);
 // clones are independent of each other.
@@ -38,16 +39,14 @@ type NodeIndex = treemath.NodeIndex
 type Tree struct {
 	suite *ciphersuite.Suite
 
-	// leaves[i] is leaf i and parents[x>>1] is parent node x; nil is blank.
-	// The values are never modified once stored.
-	leaves  []*wire.LeafNode
-	parents []*wire.ParentNode
-
-	// hashes[x] is the cached tree hash of node x, nil when unknown;
-	// resSize[x] is the cached length of x's resolution, -1 when unknown.
-	// Changing a node invalidates it and its direct path.
-	hashes  [][]byte
-	resSize []int32
+	// id owns the chunks this tree may write in place (store.go).
+	id uint64
+	// n is the number of leaves: zero or a power of two.
+	n uint32
+	// chunks hold the 2n-1 nodes with their cached tree hashes and
+	// resolution sizes. Node values are never modified once stored;
+	// changing a node invalidates its caches and those of its direct path.
+	chunks []*chunk
 
 	encKeys keyIndex // HPKE encryption key -> node index
 	sigKeys keyIndex // signature key -> leaf index
@@ -63,7 +62,7 @@ type Tree struct {
 // New returns an empty tree (no leaves) for suite; add the creator with
 // AddLeaf (RFC 9420 §11).
 func New(suite *ciphersuite.Suite) *Tree {
-	return &Tree{suite: suite, creds: newCredStats()}
+	return &Tree{suite: suite, id: newTreeID(), creds: newCredStats()}
 }
 
 // Suite is the cipher suite the tree hashes and encrypts with.
@@ -71,32 +70,34 @@ func (t *Tree) Suite() *ciphersuite.Suite { return t.suite }
 
 // LeafCount is the number of leaf slots, blank or not: zero or a power of
 // two.
-func (t *Tree) LeafCount() uint32 { return uint32(len(t.leaves)) }
+func (t *Tree) LeafCount() uint32 { return t.n }
 
 // MemberCount is the number of non-blank leaves.
 func (t *Tree) MemberCount() int { return t.creds.members }
 
 // width is the number of nodes, 2n-1 (0 for an empty tree).
 func (t *Tree) width() uint32 {
-	if len(t.leaves) == 0 {
+	if t.n == 0 {
 		return 0
 	}
-	return uint32(2*len(t.leaves) - 1)
+	return 2*t.n - 1
 }
 
 // root is the root node index; the tree must not be empty.
-func (t *Tree) root() NodeIndex { return NodeIndex(len(t.leaves) - 1) }
+func (t *Tree) root() NodeIndex { return NodeIndex(t.n - 1) }
 
-// Clone returns an independent copy of t. Node values are shared (they are
-// immutable); only the node slices, the caches and the small per-tree
-// indexes are copied, so the cost is a few memory copies of O(N) pointers.
+// Clone returns an independent copy of t. Node values and node chunks are
+// shared; from now on each tree copies a chunk before its first write to
+// it. The cost is a copy of the chunk table (one pointer per 64 nodes) and
+// of the small per-tree indexes. Clone updates t's chunk ownership, so it
+// counts as a write to t.
 func (t *Tree) Clone() *Tree {
+	t.id = newTreeID() // t no longer owns the chunks it shares
 	return &Tree{
 		suite:    t.suite,
-		leaves:   slices.Clone(t.leaves),
-		parents:  slices.Clone(t.parents),
-		hashes:   slices.Clone(t.hashes),
-		resSize:  slices.Clone(t.resSize),
+		id:       newTreeID(),
+		n:        t.n,
+		chunks:   slices.Clone(t.chunks),
 		encKeys:  t.encKeys.clone(),
 		sigKeys:  t.sigKeys.clone(),
 		creds:    t.creds.clone(),
@@ -107,10 +108,10 @@ func (t *Tree) Clone() *Tree {
 // Leaf returns leaf i, or nil when it is blank or outside the tree. The
 // value is shared and must not be modified.
 func (t *Tree) Leaf(i LeafIndex) *wire.LeafNode {
-	if uint64(i) >= uint64(len(t.leaves)) {
+	if uint64(i) >= uint64(t.n) {
 		return nil
 	}
-	return t.leaves[i]
+	return t.leafAt(i)
 }
 
 // Parent returns parent node x, or nil when it is blank, a leaf or outside
@@ -119,7 +120,7 @@ func (t *Tree) Parent(x NodeIndex) *wire.ParentNode {
 	if x&1 == 0 || uint64(x) >= uint64(t.width()) {
 		return nil
 	}
-	return t.parents[x>>1]
+	return t.parentAt(x)
 }
 
 // inTree reports whether node x exists.
@@ -131,10 +132,8 @@ func (t *Tree) IsBlank(x NodeIndex) bool {
 	if !t.inTree(x) {
 		return true
 	}
-	if x&1 == 0 {
-		return t.leaves[x>>1] == nil
-	}
-	return t.parents[x>>1] == nil
+	s := t.at(x)
+	return s.leaf == nil && s.parent == nil
 }
 
 // EncryptionKey is the HPKE public key of node x, or nil when it is blank.
@@ -142,29 +141,27 @@ func (t *Tree) EncryptionKey(x NodeIndex) []byte {
 	if !t.inTree(x) {
 		return nil
 	}
-	if x&1 == 0 {
-		if l := t.leaves[x>>1]; l != nil {
-			return l.EncryptionKey
-		}
-		return nil
+	s := t.at(x)
+	if s.leaf != nil {
+		return s.leaf.EncryptionKey
 	}
-	if p := t.parents[x>>1]; p != nil {
-		return p.EncryptionKey
+	if s.parent != nil {
+		return s.parent.EncryptionKey
 	}
 	return nil
 }
 
 // checkLeaf reports an error unless leaf i is inside the tree.
 func (t *Tree) checkLeaf(i LeafIndex) error {
-	if uint64(i) >= uint64(len(t.leaves)) {
-		return fmt.Errorf("leaf %d of a %d-leaf tree: %w", i, len(t.leaves), ErrIndexOutOfRange)
+	if uint64(i) >= uint64(t.n) {
+		return fmt.Errorf("leaf %d of a %d-leaf tree: %w", i, t.n, ErrIndexOutOfRange)
 	}
 	return nil
 }
 
 // parentOf is the parent of x in this full tree; x must not be the root.
 func (t *Tree) parentOf(x NodeIndex) NodeIndex {
-	p, _ := treemath.Parent(x, treemath.LeafCount(len(t.leaves)))
+	p, _ := treemath.Parent(x, treemath.LeafCount(t.n))
 	return p
 }
 
@@ -193,8 +190,11 @@ func isUnder(l LeafIndex, x NodeIndex) bool {
 func (t *Tree) invalidate(x NodeIndex) {
 	root := t.root()
 	for {
-		t.hashes[x] = nil
-		t.resSize[x] = -1
+		if s := t.at(x); s.hash != nil || s.res != -1 {
+			s = t.mut(x)
+			s.hash = nil
+			s.res = -1
+		}
 		if x == root {
 			return
 		}
@@ -205,11 +205,11 @@ func (t *Tree) invalidate(x NodeIndex) {
 // setLeaf stores leaf (nil blanks it) at i, keeping indexes and caches in
 // step.
 func (t *Tree) setLeaf(i LeafIndex, leaf *wire.LeafNode) {
-	old := t.leaves[i]
+	old := t.leafAt(i)
 	if old != nil {
 		t.creds.remove(old)
 	}
-	t.leaves[i] = leaf
+	t.mut(NodeIndex(2 * i)).leaf = leaf
 	if leaf != nil {
 		t.creds.add(leaf)
 		t.encKeys.insert(leaf.EncryptionKey, uint32(2*i))
@@ -223,7 +223,7 @@ func (t *Tree) setLeaf(i LeafIndex, leaf *wire.LeafNode) {
 
 // setParent stores p (nil blanks it) at parent node x.
 func (t *Tree) setParent(x NodeIndex, p *wire.ParentNode) {
-	t.parents[x>>1] = p
+	t.mut(x).parent = p
 	if p != nil {
 		t.encKeys.insert(p.EncryptionKey, uint32(x))
 	}
@@ -238,7 +238,9 @@ func (t *Tree) blankDirectPath(i LeafIndex) {
 	root := t.root()
 	for x != root {
 		x = t.parentOf(x)
-		t.parents[x>>1] = nil
+		if t.parentAt(x) != nil {
+			t.mut(x).parent = nil
+		}
 	}
 	t.invalidate(NodeIndex(2 * i))
 }
@@ -247,19 +249,13 @@ func (t *Tree) blankDirectPath(i LeafIndex) {
 // old tree becomes the left subtree of a new blank root whose right subtree
 // is all blank (RFC 9420 §7.7). Node indices of existing nodes do not change.
 func (t *Tree) grow() {
-	n := len(t.leaves)
+	n := t.n
 	newN := 2 * n
 	if n == 0 {
 		newN = 1
 	}
-	t.leaves = append(t.leaves, make([]*wire.LeafNode, newN-n)...)
-	t.parents = append(t.parents, make([]*wire.ParentNode, newN-1-len(t.parents))...)
-	newW := 2*newN - 1
-	oldW := len(t.hashes)
-	t.hashes = append(t.hashes, make([][]byte, newW-oldW)...)
-	for range newW - oldW {
-		t.resSize = append(t.resSize, -1)
-	}
+	t.resize(2*newN - 1)
+	t.n = newN
 	if n > 0 {
 		t.invalidate(NodeIndex(n - 1)) // the old root; the new root is its parent
 	}
@@ -268,21 +264,15 @@ func (t *Tree) grow() {
 // truncate removes the right half of the tree while it is entirely blank
 // (RFC 9420 §7.7, §12.1.3).
 func (t *Tree) truncate() {
-	for len(t.leaves) > 1 {
+	for t.n > 1 {
 		_, right := children(t.root())
 		if t.resolutionSize(right) != 0 {
 			return
 		}
-		n := len(t.leaves) / 2
-		clear(t.leaves[n:])
-		clear(t.parents[n-1:])
-		t.leaves = t.leaves[:n]
-		t.parents = t.parents[:n-1]
-		t.hashes = t.hashes[:2*n-1]
-		t.resSize = t.resSize[:2*n-1]
-		if t.freeHint > uint32(n) {
-			t.freeHint = uint32(n)
-		}
+		n := t.n / 2
+		t.resize(2*n - 1)
+		t.n = n
+		t.freeHint = min(t.freeHint, n)
 	}
 }
 
@@ -291,7 +281,7 @@ func (t *Tree) truncate() {
 // (RFC 9420 §12.1.1).
 func (t *Tree) FreeLeaf() LeafIndex {
 	i := t.freeHint
-	for int(i) < len(t.leaves) && t.leaves[i] != nil {
+	for i < t.n && t.leafAt(LeafIndex(i)) != nil {
 		i++
 	}
 	t.freeHint = i
@@ -303,7 +293,7 @@ func (t *Tree) FreeLeaf() LeafIndex {
 // way before its UpdatePath is generated or merged (RFC 9420 §12.4.2).
 func (t *Tree) AllocateLeaf() LeafIndex {
 	i := t.FreeLeaf()
-	if int(i) == len(t.leaves) {
+	if uint32(i) == t.n {
 		t.grow()
 	}
 	return i
@@ -318,7 +308,7 @@ func (t *Tree) AddLeaf(leaf *wire.LeafNode) (LeafIndex, error) {
 	if leaf == nil {
 		return 0, fmt.Errorf("add leaf: nil leaf node")
 	}
-	if len(t.leaves) >= int(treemath.MaxLeafCount) && int(t.FreeLeaf()) == len(t.leaves) {
+	if t.n >= uint32(treemath.MaxLeafCount) && uint32(t.FreeLeaf()) == t.n {
 		return 0, fmt.Errorf("add leaf: tree is full: %w", ErrIndexOutOfRange)
 	}
 	i := t.AllocateLeaf()
@@ -326,13 +316,13 @@ func (t *Tree) AddLeaf(leaf *wire.LeafNode) (LeafIndex, error) {
 	root := t.root()
 	for x != root {
 		x = t.parentOf(x)
-		p := t.parents[x>>1]
+		p := t.parentAt(x)
 		if p == nil {
 			continue
 		}
 		np := *p
 		np.UnmergedLeaves = insertSorted(p.UnmergedLeaves, uint32(i))
-		t.parents[x>>1] = &np
+		t.mut(x).parent = &np
 	}
 	t.setLeaf(i, leaf)
 	return i, nil
@@ -356,7 +346,7 @@ func (t *Tree) UpdateLeaf(i LeafIndex, leaf *wire.LeafNode) error {
 	if err := t.checkLeaf(i); err != nil {
 		return fmt.Errorf("update leaf: %w", err)
 	}
-	if t.leaves[i] == nil {
+	if t.leafAt(i) == nil {
 		return fmt.Errorf("update leaf %d: %w", i, ErrBlankLeaf)
 	}
 	if leaf == nil {
@@ -373,7 +363,7 @@ func (t *Tree) RemoveLeaf(i LeafIndex) error {
 	if err := t.checkLeaf(i); err != nil {
 		return fmt.Errorf("remove leaf: %w", err)
 	}
-	if t.leaves[i] == nil {
+	if t.leafAt(i) == nil {
 		return fmt.Errorf("remove leaf %d: %w", i, ErrBlankLeaf)
 	}
 	t.blankDirectPath(i)
@@ -386,7 +376,8 @@ func (t *Tree) RemoveLeaf(i LeafIndex) error {
 func (t *Tree) FindSignatureKey(pub []byte) (LeafIndex, bool) {
 	t.ensureIndexes()
 	at, ok := t.sigKeys.find(pub, func(at uint32) bool {
-		return int(at) < len(t.leaves) && t.leaves[at] != nil && bytes.Equal(t.leaves[at].SignatureKey, pub)
+		l := t.Leaf(LeafIndex(at))
+		return l != nil && bytes.Equal(l.SignatureKey, pub)
 	})
 	return LeafIndex(at), ok
 }
@@ -409,7 +400,7 @@ func (t *Tree) FindLeaf(leaf *wire.LeafNode) (LeafIndex, bool) {
 		return 0, false
 	}
 	want, err1 := wire.Marshal(leaf)
-	got, err2 := wire.Marshal(t.leaves[at>>1])
+	got, err2 := wire.Marshal(t.leafAt(LeafIndex(at >> 1)))
 	if err1 != nil || err2 != nil || !bytes.Equal(want, got) {
 		return 0, false
 	}

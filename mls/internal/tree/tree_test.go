@@ -43,9 +43,9 @@ func checkConsistent(t *testing.T, tr *Tree) {
 			}
 		}
 	}
-	for i, l := range tr.leaves {
-		if l != nil {
-			if at, ok := tr.FindSignatureKey(l.SignatureKey); !ok || int(at) != i {
+	for i := range tr.LeafCount() {
+		if l := tr.Leaf(LeafIndex(i)); l != nil {
+			if at, ok := tr.FindSignatureKey(l.SignatureKey); !ok || uint32(at) != i {
 				t.Fatalf("signature key of leaf %d indexed at %d (%v)", i, at, ok)
 			}
 		}
@@ -366,6 +366,159 @@ func TestAddRemoveShape(t *testing.T) {
 		t.Fatalf("exported %d nodes", len(rt))
 	}
 	if _, err := Decode(suite, enc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCloneIndependence mutates a clone and then the original and checks
+// that neither sees the other's changes, including cached hashes and
+// resolution sizes living in shared chunks.
+func TestCloneIndependence(t *testing.T) {
+	suite := mustSuite(t, ciphersuite.X25519_AES128GCM_SHA256_Ed25519)
+	f := newFixture(t, suite, 256, func(i int) bool { return i%5 != 4 })
+	orig := f.tree
+	encode := func(tr *Tree) []byte {
+		enc, err := tr.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	origEnc := encode(orig)
+	origHash, _ := orig.TreeHash()
+
+	c := orig.Clone()
+	ps, err := c.GenerateUpdatePath(7, c.Leaf(7), f.signers[7], f.groupID, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ps
+	if err := c.RemoveLeaf(200); err != nil {
+		t.Fatal(err)
+	}
+	leaf, _, _ := f.newMember(t, "clone-only")
+	if _, err := c.AddLeaf(leaf); err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, c)
+	if !bytes.Equal(encode(orig), origEnc) {
+		t.Fatal("original changed by writes to the clone")
+	}
+	if err := orig.VerifyTreeHash(origHash); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := orig.HasEncryptionKey(leaf.EncryptionKey); ok {
+		t.Fatal("original indexes a key added to the clone")
+	}
+	cloneEnc := encode(c)
+	cloneHash, _ := c.TreeHash()
+
+	// Now write to the original; the clone must keep its state.
+	if _, err := orig.GenerateUpdatePath(100, orig.Leaf(100), f.signers[100], f.groupID, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if err := orig.RemoveLeaf(3); err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, orig)
+	if !bytes.Equal(encode(c), cloneEnc) {
+		t.Fatal("clone changed by writes to the original")
+	}
+	if err := c.VerifyTreeHash(cloneHash); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(f.params(t)); err == nil {
+		t.Fatal("clone validated against the original's tree hash")
+	}
+	p := f.params(t)
+	p.GroupContext.TreeHash = cloneHash
+	if err := c.Validate(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExternalCommitPath has a new member take the leftmost free leaf of a
+// full tree (growing it) and commit a path there, which members merge at
+// the same leaf (RFC 9420 §12.4.2, §12.4.3.2).
+func TestExternalCommitPath(t *testing.T) {
+	suite := mustSuite(t, ciphersuite.X25519_AES128GCM_SHA256_Ed25519)
+	f := newFixture(t, suite, 4, func(int) bool { return true })
+	joiner, _, signer := f.newMember(t, "external")
+
+	gen := f.tree.Clone()
+	at := gen.AllocateLeaf()
+	if at != 4 || gen.LeafCount() != 8 {
+		t.Fatalf("allocated leaf %d of %d", at, gen.LeafCount())
+	}
+	ps, err := gen.GenerateUpdatePath(at, joiner, signer, f.groupID, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, _ := gen.TreeHash()
+	path, err := ps.Encrypt(gen, th, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := f.tree.Clone()
+	if got := recv.AllocateLeaf(); got != at {
+		t.Fatalf("receiver allocated %d", got)
+	}
+	if err := recv.ValidateLeafNode(&path.LeafNode, wire.LeafNodeSourceCommit, at, f.params(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.MergeUpdatePath(at, path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.VerifyTreeHash(th); err != nil {
+		t.Fatal(err)
+	}
+	commit, err := f.private(t, f.tree, 2).DecryptPath(recv, at, path, nil, th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(commit, ps.CommitSecret()) {
+		t.Fatal("commit secret differs")
+	}
+	p := f.params(t)
+	p.GroupContext.TreeHash = th
+	if err := recv.Validate(p); err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, recv)
+}
+
+// TestSingleMemberPath commits a path in a group of one: no parent nodes,
+// an empty parent hash, and a commit secret all the same.
+func TestSingleMemberPath(t *testing.T) {
+	suite := mustSuite(t, ciphersuite.X25519_AES128GCM_SHA256_Ed25519)
+	f := newFixture(t, suite, 1, func(int) bool { return true })
+	ps, err := f.tree.GenerateUpdatePath(0, f.tree.Leaf(0), f.signers[0], f.groupID, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := ps.Encrypt(f.tree, nil, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(path.Nodes) != 0 || len(path.LeafNode.ParentHash) != 0 || len(ps.CommitSecret()) != suite.HashSize() {
+		t.Fatalf("path of %d nodes, parent hash %x, commit secret of %d bytes", len(path.Nodes), path.LeafNode.ParentHash, len(ps.CommitSecret()))
+	}
+	if err := f.tree.Validate(f.params(t)); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := f.tree.Extension()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext.ExtensionType != wire.ExtensionTypeRatchetTree {
+		t.Fatalf("extension type %v", ext.ExtensionType)
+	}
+	back, err := Decode(suite, ext.ExtensionData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := f.tree.TreeHash()
+	if err := back.VerifyTreeHash(want); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -46,7 +46,7 @@ func (t *Tree) VerifyTreeHash(want []byte) error {
 // The total cost is linear in the tree plus the unmerged-leaf lists, and
 // N signature verifications.
 func (t *Tree) Validate(p *Params) error {
-	if len(t.leaves) == 0 {
+	if t.n == 0 {
 		return fmt.Errorf("validate tree: empty tree: %w", ErrMalformedTree)
 	}
 	if p == nil || p.GroupContext == nil {
@@ -63,11 +63,12 @@ func (t *Tree) Validate(p *Params) error {
 	if err := t.checkUniqueKeys(); err != nil {
 		return fmt.Errorf("validate tree: %w", err)
 	}
-	for i, leaf := range t.leaves {
+	for i := range t.n {
+		leaf := t.leafAt(LeafIndex(i))
 		if leaf == nil {
 			continue
 		}
-		if err := t.validateLeafContent(leaf, 0, i, p, false); err != nil {
+		if err := t.validateLeafContent(leaf, 0, int(i), p, false); err != nil {
 			return fmt.Errorf("validate tree: %w", err)
 		}
 	}
@@ -85,23 +86,23 @@ func (t *Tree) Validate(p *Params) error {
 // every non-blank node between the two. Sorting and range were checked on
 // import.
 func (t *Tree) checkUnmergedLeaves() error {
-	for pi, p := range t.parents {
+	for x := NodeIndex(1); x < NodeIndex(t.width()); x += 2 {
+		p := t.parentAt(x)
 		if p == nil {
 			continue
 		}
-		x := NodeIndex(2*pi + 1)
-		if err := checkUnmerged(x, p.UnmergedLeaves, uint32(len(t.leaves))); err != nil {
+		if err := checkUnmerged(x, p.UnmergedLeaves, t.n); err != nil {
 			return err
 		}
 		for _, u := range p.UnmergedLeaves {
 			if !isUnder(LeafIndex(u), x) {
 				return fmt.Errorf("parent %d lists leaf %d, which is not below it: %w", x, u, ErrUnmergedLeafInvalid)
 			}
-			if t.leaves[u] == nil {
+			if t.leafAt(LeafIndex(u)) == nil {
 				return fmt.Errorf("parent %d lists blank leaf %d: %w", x, u, ErrUnmergedLeafInvalid)
 			}
 			for y := t.parentOf(NodeIndex(2 * u)); y != x; y = t.parentOf(y) {
-				q := t.parents[y>>1]
+				q := t.parentAt(y)
 				if q == nil {
 					continue
 				}
@@ -139,11 +140,11 @@ const parallelThreshold = 16
 // goroutines for large trees, and reports the failure at the lowest leaf
 // index so the result does not depend on scheduling.
 func (t *Tree) verifyLeafSignatures(groupID []byte) error {
-	n := len(t.leaves)
+	n := int(t.n)
 	workers := min(runtime.GOMAXPROCS(0), (n+parallelThreshold-1)/parallelThreshold)
 	if workers <= 1 {
-		for i, leaf := range t.leaves {
-			if leaf != nil {
+		for i := range n {
+			if leaf := t.leafAt(LeafIndex(i)); leaf != nil {
 				if err := VerifyLeafSignature(t.suite, leaf, groupID, LeafIndex(i)); err != nil {
 					return err
 				}
@@ -167,7 +168,7 @@ func (t *Tree) verifyLeafSignatures(groupID []byte) error {
 					return
 				}
 				for i := start; i < min(start+chunk, n); i++ {
-					leaf := t.leaves[i]
+					leaf := t.leafAt(LeafIndex(i))
 					if leaf == nil {
 						continue
 					}
@@ -203,11 +204,11 @@ func (t *Tree) verifyLeafSignatures(groupID []byte) error {
 // merely carries the wrong hash (which also wraps ErrParentHashInvalid).
 func (t *Tree) verifyParentHashes() error {
 	var mismatch error
-	for pi, p := range t.parents {
+	for x := NodeIndex(1); x < NodeIndex(t.width()); x += 2 {
+		p := t.parentAt(x)
 		if p == nil {
 			continue
 		}
-		x := NodeIndex(2*pi + 1)
 		l, r := children(x)
 		covered := 0
 		shaped := false
@@ -276,13 +277,11 @@ func (t *Tree) chainCandidate(p *wire.ParentNode, c NodeIndex) (NodeIndex, bool)
 // walkResolution calls f on each node of the resolution of x in order,
 // stopping (and returning false) when f returns false.
 func (t *Tree) walkResolution(x NodeIndex, f func(NodeIndex) bool) bool {
-	if x&1 == 0 {
-		if t.leaves[x>>1] != nil {
-			return f(x)
-		}
-		return true
+	s := t.at(x)
+	if s.leaf != nil {
+		return f(x)
 	}
-	if p := t.parents[x>>1]; p != nil {
+	if p := s.parent; p != nil {
 		if !f(x) {
 			return false
 		}
@@ -293,7 +292,7 @@ func (t *Tree) walkResolution(x NodeIndex, f func(NodeIndex) bool) bool {
 		}
 		return true
 	}
-	if t.resolutionSize(x) == 0 {
+	if x&1 == 0 || t.resolutionSize(x) == 0 {
 		return true
 	}
 	l, r := children(x)
@@ -303,14 +302,14 @@ func (t *Tree) walkResolution(x NodeIndex, f func(NodeIndex) bool) bool {
 // nodeParentHash is the parent_hash field of non-blank node x; leaves carry
 // one only when their source is commit.
 func (t *Tree) nodeParentHash(x NodeIndex) ([]byte, bool) {
-	if x&1 == 0 {
-		leaf := t.leaves[x>>1]
-		if leaf == nil || leaf.LeafNodeSource != wire.LeafNodeSourceCommit {
+	s := t.at(x)
+	if s.leaf != nil {
+		if s.leaf.LeafNodeSource != wire.LeafNodeSourceCommit {
 			return nil, false
 		}
-		return leaf.ParentHash, true
+		return s.leaf.ParentHash, true
 	}
-	if p := t.parents[x>>1]; p != nil {
+	if p := s.parent; p != nil {
 		return p.ParentHash, true
 	}
 	return nil, false

@@ -1,0 +1,262 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/meshchat/meshchat/gossip"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// testConfig is a node configuration with short timers, no rotation and no
+// fsync, listening on loopback TCP.
+func testConfig(t testing.TB, dataDir string, bootstrap ...string) Config {
+	t.Helper()
+	var logger *slog.Logger
+	if os.Getenv("NODE_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return Config{
+		DataDir:             dataDir,
+		ListenAddrs:         []string{"/ip4/127.0.0.1/tcp/0"},
+		BootstrapPeers:      bootstrap,
+		Logger:              logger,
+		KeyPackages:         3,
+		MailboxInterval:     time.Second,
+		AdmitTakeover:       time.Second,
+		JoinRetry:           500 * time.Millisecond,
+		RotateInterval:      -1,
+		RotateAfterMessages: -1,
+		PublishWait:         3 * time.Second,
+		Tick:                50 * time.Millisecond,
+		NoSync:              true,
+		dhtQueryTimeout:     10 * time.Second,
+	}
+}
+
+// startNode starts a node that is closed at the end of the test.
+func startNode(t testing.TB, cfg Config) *Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// cluster starts k nodes on loopback TCP; all bootstrap from the first.
+func cluster(t testing.TB, k int) []*Node {
+	t.Helper()
+	nodes := []*Node{startNode(t, testConfig(t, t.TempDir()))}
+	for i := 1; i < k; i++ {
+		nodes = append(nodes, startNode(t, testConfig(t, t.TempDir(), nodes[0].Addrs()...)))
+	}
+	// Connect every pair, so that any node can go away without cutting the
+	// others apart.
+	for i, a := range nodes {
+		for _, b := range nodes[i+1:] {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := a.host.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.host.Addrs()})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, fmt.Sprintf("routing table of %s", n.ID()), func() bool {
+			return n.dir.RoutingTableSize() >= 1
+		})
+	}
+	// Let every node's bundle reach the others' DHT stores.
+	for _, n := range nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n.publishBundle(ctx)
+		cancel()
+	}
+	return nodes
+}
+
+// mockCluster starts k nodes on a mocknet. Each node connects to up to
+// degree others (a ring plus random chords), so messages need several hops.
+func mockCluster(t testing.TB, k, degree int) ([]*Node, mocknet.Mocknet) {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	nodes := make([]*Node, k)
+	for i := range k {
+		cfg := testConfig(t, t.TempDir())
+		cfg.ListenAddrs = nil
+		ip := fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i/65536%256, i/256%256, i%256+1)
+		cfg.newHost = func(key crypto.PrivKey) (host.Host, error) {
+			return mn.AddPeer(key, ma.StringCast(ip))
+		}
+		nodes[i] = startNode(t, cfg)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range k {
+		for d := 1; d <= degree/2; d++ {
+			j := (i + d*d) % k
+			if j == i {
+				continue
+			}
+			if _, err := mn.ConnectPeers(nodes[i].ID(), nodes[j].ID()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if err := n.dir.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		waitFor(t, 20*time.Second, "routing table", func() bool { return n.dir.RoutingTableSize() >= 1 })
+	}
+	for _, n := range nodes {
+		n.publishBundle(ctx)
+	}
+	return nodes, mn
+}
+
+// waitFor polls cond every 20 ms until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// groupOf waits until n is in the group with the given topic.
+func groupOf(t testing.TB, n *Node, topic gossip.TopicID, timeout time.Duration) *Group {
+	t.Helper()
+	var g *Group
+	waitFor(t, timeout, fmt.Sprintf("%s to join %s", n.ID(), topic), func() bool {
+		var ok bool
+		g, ok = n.Group(topic)
+		return ok
+	})
+	return g
+}
+
+// waitEpoch waits until every group is at epoch and they agree on its
+// authenticator.
+func waitEpoch(t testing.TB, epoch uint64, groups ...*Group) {
+	t.Helper()
+	waitFor(t, 15*time.Second, fmt.Sprintf("epoch %d everywhere", epoch), func() bool {
+		for _, g := range groups {
+			if g.Epoch() != epoch {
+				return false
+			}
+		}
+		return true
+	})
+	want := groups[0].EpochAuthenticator()
+	for _, g := range groups[1:] {
+		if !bytes.Equal(g.EpochAuthenticator(), want) {
+			t.Fatalf("epoch %d: members disagree on the epoch authenticator", epoch)
+		}
+	}
+}
+
+// waitTopicPeers waits until each group sees at least k peers on its topic.
+func waitTopicPeers(t testing.TB, k int, groups ...*Group) {
+	t.Helper()
+	for _, g := range groups {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := g.WaitForPeers(ctx, k)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// receive collects exactly want messages from g within timeout.
+func receive(t testing.TB, g *Group, want int, timeout time.Duration) []Message {
+	t.Helper()
+	var got []Message
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for len(got) < want {
+		select {
+		case m, ok := <-g.Messages():
+			if !ok {
+				t.Fatalf("message channel closed after %d of %d messages", len(got), want)
+			}
+			got = append(got, m)
+		case <-timer.C:
+			t.Fatalf("received %d of %d messages within %v", len(got), want, timeout)
+		}
+	}
+	return got
+}
+
+// expectQuiet fails if g delivers anything within d.
+func expectQuiet(t testing.TB, g *Group, d time.Duration) {
+	t.Helper()
+	select {
+	case m, ok := <-g.Messages():
+		if ok {
+			t.Fatalf("unexpected message %q from %s", m.Data, m.Sender)
+		}
+	case <-time.After(d):
+	}
+}
+
+// send sends text on g, failing the test on error.
+func send(t testing.TB, g *Group, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := g.Send(ctx, []byte(text)); err != nil {
+		t.Fatalf("send %q: %v", text, err)
+	}
+}
+
+// checkExactlyOnceInOrder checks that msgs holds, for every sender in
+// senders, exactly its texts "<sender index>:<i>" for i in [0, perSender),
+// in order.
+func checkExactlyOnceInOrder(t testing.TB, who string, msgs []Message, senders map[peer.ID]int, perSender int) {
+	t.Helper()
+	next := make(map[peer.ID]int)
+	for _, m := range msgs {
+		idx, ok := senders[m.Sender]
+		if !ok {
+			t.Fatalf("%s: message from unexpected sender %s", who, m.Sender)
+		}
+		want := fmt.Sprintf("%d:%d", idx, next[m.Sender])
+		if string(m.Data) != want {
+			t.Fatalf("%s: from sender %d got %q, want %q (duplicate, loss or reordering)", who, idx, m.Data, want)
+		}
+		if m.Seq != uint64(next[m.Sender])+1 {
+			t.Fatalf("%s: sender %d message %q has seq %d", who, idx, m.Data, m.Seq)
+		}
+		next[m.Sender]++
+	}
+	for s, idx := range senders {
+		if next[s] != perSender {
+			t.Fatalf("%s: %d messages from sender %d, want %d", who, next[s], idx, perSender)
+		}
+	}
+}
