@@ -44,8 +44,8 @@ type apiServer struct {
 // fans each group's messages out to followers. The hub's goroutines end when
 // ctx ends and n is closed; wait for them with hub.wait.
 func newAPIServer(ctx context.Context, n *node.Node, log *slog.Logger) (*apiServer, http.Handler) {
-	s := &apiServer{n: n, log: log, ctx: ctx, hub: newHub(log)}
-	s.hub.run(ctx, n)
+	s := &apiServer{n: n, log: log, ctx: ctx, hub: newHub(ctx, log)}
+	s.hub.run(n)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/id", s.handleID)
 	mux.HandleFunc("GET /v1/groups", s.handleGroups)
@@ -212,12 +212,7 @@ func (s *apiServer) handleInvite(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	inviter, ok := any(g).(interface{ NewInvite() (string, error) })
-	if !ok {
-		s.fail(w, r, statusError(http.StatusNotImplemented, "invite codes are not available in this build"))
-		return
-	}
-	code, err := inviter.NewInvite()
+	code, err := g.NewInvite()
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -458,6 +453,7 @@ func (s *apiServer) handleRotate(w http.ResponseWriter, r *http.Request) {
 // and fans the messages out to the API's followers, so that any number of
 // "read --follow" and "chat" clients can watch the same group.
 type hub struct {
+	ctx     context.Context // ends the hub's goroutines
 	log     *slog.Logger
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -473,14 +469,15 @@ type subscriber struct {
 	reason string        // a streamEvent name; set before end is closed
 }
 
-func newHub(log *slog.Logger) *hub {
-	return &hub{log: log, watched: make(map[*node.Group]bool), subs: make(map[string]map[*subscriber]bool)}
+func newHub(ctx context.Context, log *slog.Logger) *hub {
+	return &hub{ctx: ctx, log: log, watched: make(map[*node.Group]bool), subs: make(map[string]map[*subscriber]bool)}
 }
 
 // run watches the node's groups: those it is in now, and every group it
 // joins later (by Join, by being added, or created through the API), until
-// ctx ends.
-func (h *hub) run(ctx context.Context, n *node.Node) {
+// the hub's context ends.
+func (h *hub) run(n *node.Node) {
+	ctx := h.ctx
 	for _, g := range n.Groups() {
 		h.watch(g)
 	}
@@ -513,18 +510,24 @@ func (h *hub) watch(g *node.Group) {
 		return
 	}
 	h.watched[g] = true
+	msgs := g.Messages()
 	h.wg.Go(func() {
-		for m := range g.Messages() {
-			h.publish(messageInfoOf(m))
+		for {
+			select {
+			case m, ok := <-msgs:
+				if ok {
+					h.publish(messageInfoOf(m))
+					continue
+				}
+				// The channel closes when this node is removed
+				// from the group.
+				h.log.Info("removed from group", "topic", g.TopicID())
+				h.endTopic(g.TopicID().String(), "removed")
+			case <-h.ctx.Done():
+				h.endTopic(g.TopicID().String(), "shutdown")
+			}
+			return
 		}
-		// The channel closes when this node is removed or the node
-		// closes.
-		reason := "shutdown"
-		if g.Removed() {
-			reason = "removed"
-			h.log.Info("removed from group", "topic", g.TopicID())
-		}
-		h.endTopic(g.TopicID().String(), reason)
 	})
 }
 
@@ -579,8 +582,8 @@ func (h *hub) endLocked(s *subscriber, reason string) {
 	}
 }
 
-// wait returns once every goroutine of the hub has ended (after the run
-// context ended and the node closed).
+// wait returns once every goroutine of the hub has ended (after its
+// context ended).
 func (h *hub) wait() { h.wg.Wait() }
 
 // isStreamEvent reports whether a JSON line of a message stream is an event

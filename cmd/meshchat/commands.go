@@ -58,6 +58,9 @@ multiaddrs instead, one per line (each ends in /p2p/<peer ID> and can be
 given to another daemon's --bootstrap). With --json, print
 {"peer_id": ..., "addrs": [...]}.`,
 		exactArgs(), func(cmd *cobra.Command, c *client, _ []string) error {
+			if asJSON && addrs {
+				return usagef("--json and --addrs exclude each other")
+			}
 			ctx, cancel := timeoutContext(cmd, defaultRequestTimeout)
 			defer cancel()
 			var id idInfo
@@ -79,7 +82,6 @@ given to another daemon's --bootstrap). With --json, print
 		})
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"peer_id": ..., "addrs": [...]}`)
 	cmd.Flags().BoolVar(&addrs, "addrs", false, "print the full multiaddrs, one per line")
-	cmd.MarkFlagsMutuallyExclusive("json", "addrs")
 	return cmd
 }
 
@@ -93,6 +95,9 @@ alone on stdout (T=$(meshchat create --open) works).
 'meshchat join TOPIC_ID'. --invite: only peers a member adds
 ('meshchat add') or who hold an invite code ('meshchat invite') get in.`,
 		rangeArgs(0, "NAME"), func(cmd *cobra.Command, c *client, args []string) error {
+			if open && invite {
+				return usagef("--open and --invite exclude each other")
+			}
 			req := createRequest{Policy: "open"}
 			if invite {
 				req.Policy = "invite"
@@ -112,7 +117,6 @@ alone on stdout (T=$(meshchat create --open) works).
 		})
 	cmd.Flags().BoolVar(&open, "open", false, "anyone with the topic ID may join (default)")
 	cmd.Flags().BoolVar(&invite, "invite", false, "only added peers and invite code holders may join")
-	cmd.MarkFlagsMutuallyExclusive("open", "invite")
 	return cmd
 }
 

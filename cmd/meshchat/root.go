@@ -48,7 +48,8 @@ func exitCode(err error) int {
 		return 0
 	}
 	var u usageError
-	if errors.As(err, &u) {
+	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra reports an unknown subcommand with a plain error.
 		return exitUsage
 	}
 	return exitFailure
