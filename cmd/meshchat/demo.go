@@ -328,9 +328,9 @@ func runDemo(ctx context.Context, out, errOut io.Writer, opts demoOptions) (err 
 	}
 
 	creator := d.nodes[0]
-	later := d.nodes[len(d.nodes)-1]         // added in step 5
-	initial := d.nodes[1 : len(d.nodes)-1]   // added in step 2
-	removed := initial[0]                    // removed in step 6
+	later := d.nodes[len(d.nodes)-1]       // added in step 5
+	initial := d.nodes[1 : len(d.nodes)-1] // added in step 2
+	removed := initial[0]                  // removed in step 6
 
 	// 2. Group.
 	d.begin("%s creates an invite-only group and adds %s by peer ID", creator.name, names(initial))
