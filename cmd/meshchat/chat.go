@@ -15,6 +15,42 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// chatEchoWait bounds how long a chat that ends waits for its own last
+// messages to come back on the stream.
+const chatEchoWait = 3 * time.Second
+
+// echoTracker matches the messages a chat sent with their echo on the
+// message stream.
+type echoTracker struct {
+	mu      sync.Mutex
+	seen    map[string]bool // own message IDs seen on the stream
+	pending []string        // IDs sent by this chat
+}
+
+func (e *echoTracker) echoed(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seen[id] = true
+}
+
+func (e *echoTracker) sent(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pending = append(e.pending, id)
+}
+
+// done reports whether every sent message was echoed.
+func (e *echoTracker) done() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range e.pending {
+		if !e.seen[id] {
+			return false
+		}
+	}
+	return true
+}
+
 const chatHelp = "commands: /members, /rotate, /info, /help, /quit (or end of input)"
 
 func newChatCommand() *cobra.Command {
@@ -91,19 +127,39 @@ func runChat(cmd *cobra.Command, c *client, topic string, history int) error {
 		return err
 	}
 	ui := &chatUI{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), tty: isTerminal(cmd.InOrStdin())}
-	fmt.Fprintf(ui.errOut, "group %q (%s), epoch %d, %d members — %s\n", g.Name, g.Policy, g.Epoch, len(g.Members), chatHelp)
+	fmt.Fprintf(ui.errOut, "group %q (%s), epoch %d, %s — %s\n", g.Name, g.Policy, g.Epoch, members(len(g.Members)), chatHelp)
 	if g.Removed {
 		return errors.New("this node was removed from the group; its history: 'meshchat read " + topic + "'")
 	}
 
 	// Messages: history, then live, until the stream ends.
+	echoes := &echoTracker{seen: make(map[string]bool)}
 	streamDone := make(chan error, 1)
 	go func() {
 		streamDone <- c.readMessages(ctx, topic, true, history, func(m messageInfo, _ []byte) error {
 			ui.message(formatMessage(m))
+			if m.Own {
+				echoes.echoed(m.ID)
+			}
 			return nil
 		})
 	}()
+	// Before leaving, show what this chat sent (so that a piped chat's
+	// output is complete), unless the stream ended.
+	finish := func() error {
+		deadline := time.Now().Add(chatEchoWait)
+		for !echoes.done() && time.Now().Before(deadline) {
+			select {
+			case err := <-streamDone:
+				if ctx.Err() == nil && err != nil {
+					return err
+				}
+				return nil
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return nil
+	}
 
 	// Input: one line at a time.
 	lines := make(chan string)
@@ -138,16 +194,16 @@ func runChat(cmd *cobra.Command, c *client, topic string, history int) error {
 			if ui.tty {
 				fmt.Fprintln(ui.out)
 			}
-			return nil
+			return finish()
 		case <-ctx.Done():
 			return nil
 		case line := <-lines:
-			quit, err := chatLine(ctx, c, ui, topic, strings.TrimSpace(line))
+			quit, err := chatLine(ctx, c, ui, echoes, topic, strings.TrimSpace(line))
 			if err != nil {
 				ui.status("error: " + oneLine(err))
 			}
 			if quit {
-				return nil
+				return finish()
 			}
 			if err == nil {
 				ui.mu.Lock()
@@ -159,14 +215,19 @@ func runChat(cmd *cobra.Command, c *client, topic string, history int) error {
 }
 
 // chatLine handles one input line; it reports whether the chat should end.
-func chatLine(ctx context.Context, c *client, ui *chatUI, topic, line string) (bool, error) {
+func chatLine(ctx context.Context, c *client, ui *chatUI, echoes *echoTracker, topic, line string) (bool, error) {
 	if line == "" {
 		return false, nil
 	}
 	if !strings.HasPrefix(line, "/") {
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout+10*time.Second)
 		defer cancel()
-		return false, c.call(sctx, http.MethodPost, groupPath(topic, "messages"), sendRequest{Text: line}, nil)
+		var m messageInfo
+		if err := c.call(sctx, http.MethodPost, groupPath(topic, "messages"), sendRequest{Text: line}, &m); err != nil {
+			return false, err
+		}
+		echoes.sent(m.ID)
+		return false, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, commitTimeout+10*time.Second)
 	defer cancel()
@@ -181,7 +242,7 @@ func chatLine(ctx context.Context, c *client, ui *chatUI, topic, line string) (b
 			return false, err
 		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "%d members:", len(ms))
+		fmt.Fprintf(&b, "%s:", members(len(ms)))
 		for _, m := range ms {
 			fmt.Fprintf(&b, "\n  leaf %d  %s", m.Leaf, m.PeerID)
 			if m.Self {
@@ -200,7 +261,7 @@ func chatLine(ctx context.Context, c *client, ui *chatUI, topic, line string) (b
 		if err := c.call(rctx, http.MethodGet, groupPath(topic), nil, &g); err != nil {
 			return false, err
 		}
-		ui.status(fmt.Sprintf("group %q (%s) %s: epoch %d, %d members, epoch authenticator %s", g.Name, g.Policy, g.Topic, g.Epoch, len(g.Members), shortHex(g.EpochAuthenticator)))
+		ui.status(fmt.Sprintf("group %q (%s) %s: epoch %d, %s, epoch authenticator %s", g.Name, g.Policy, g.Topic, g.Epoch, members(len(g.Members)), shortHex(g.EpochAuthenticator)))
 	default:
 		return false, fmt.Errorf("unknown command %s (%s)", line, chatHelp)
 	}

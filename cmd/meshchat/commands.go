@@ -159,7 +159,7 @@ with status 1 and says so.`,
 			if err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "joined %s group %q at epoch %d with %d members\n", g.Policy, g.Name, g.Epoch, len(g.Members))
+			fmt.Fprintf(cmd.ErrOrStderr(), "joined %s group %q at epoch %d with %s\n", g.Policy, g.Name, g.Epoch, members(len(g.Members)))
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), g.Topic)
 			return err
 		})
@@ -331,7 +331,7 @@ func commitCall(cmd *cobra.Command, c *client, method, path string, body any, do
 	if err := c.call(ctx, method, path, body, &g); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s; group now at epoch %d with %d members (epoch authenticator %s)\n", done, g.Epoch, len(g.Members), shortHex(g.EpochAuthenticator))
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s; group now at epoch %d with %s (epoch authenticator %s)\n", done, g.Epoch, members(len(g.Members)), shortHex(g.EpochAuthenticator))
 	return nil
 }
 
@@ -365,7 +365,7 @@ members and removed.`,
 				if g.Removed {
 					state = "\tremoved"
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\tepoch %d\t%d members\t%s\t%s%s\n", g.Topic, g.Epoch, len(g.Members), g.Policy, g.Name, state)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\tepoch %d\t%s\t%s\t%s%s\n", g.Topic, g.Epoch, members(len(g.Members)), g.Policy, g.Name, state)
 			}
 			return nil
 		})
@@ -375,3 +375,11 @@ members and removed.`,
 
 // errStop ends a message loop without an error.
 var errStop = errors.New("stop")
+
+// members says "1 member" or "N members".
+func members(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return fmt.Sprintf("%d members", n)
+}

@@ -68,6 +68,9 @@ refuses connections from other users (SO_PEERCRED).`,
   meshchat daemon --data-dir /tmp/bob --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A daemon whose stdout or stderr reader went away keeps
+			// running (writes fail with EPIPE instead of killing it).
+			signal.Ignore(syscall.SIGPIPE)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runDaemon(ctx, opts, cmd.OutOrStdout(), cmd.ErrOrStderr(), stop)

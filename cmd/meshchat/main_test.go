@@ -247,7 +247,7 @@ func TestClientAgainstDaemon(t *testing.T) {
 	if _, err := gossip.ParseTopicID(topic); err != nil || topicOut != topic+"\n" {
 		t.Fatalf("create printed %q: %v", topicOut, err)
 	}
-	if got := mustCLI(t, "groups", "--data-dir", dir); !strings.HasPrefix(got, topic+"\tepoch 0\t1 members\topen\tteam") {
+	if got := mustCLI(t, "groups", "--data-dir", dir); !strings.HasPrefix(got, topic+"\tepoch 0\t1 member\topen\tteam") {
 		t.Errorf("groups: %q", got)
 	}
 	if got := strings.TrimSpace(mustCLI(t, "members", "--data-dir", dir, topic)); got != id.PeerID {
@@ -302,7 +302,7 @@ func TestClientAgainstDaemon(t *testing.T) {
 
 	// chat through a pipe: a message, a command, /quit.
 	out, errOut, code := cli(t, nil, "from chat\n/members\n/quit\nnot sent\n", "chat", "--data-dir", dir, topic)
-	if code != 0 || !strings.Contains(errOut, "1 members:") || !strings.Contains(errOut, id.PeerID+"  (you)") {
+	if code != 0 || !strings.Contains(errOut, "1 member:") || !strings.Contains(errOut, id.PeerID+"  (you)") {
 		t.Errorf("chat: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	hist := mustCLI(t, "read", "--data-dir", dir, topic)
