@@ -38,22 +38,23 @@ func (t *Tracker) resendLost(s *step) {
 }
 
 // resendForRejoin lists the messages a rejoining member could not read: those
-// sent on our branch from the last state it shared with us (a message sent
-// there may have been in flight when the branches split) up to the
-// state its rejoin commit made (rule 7: after a partition, the losing half
-// rejoins by external commit and has none of the winning half's epochs). If
-// we do not know that state, every remembered message before the rejoin is
-// re-sent; receivers drop the copies they already have.
-func (t *Tracker) resendForRejoin(l *link, s *step) {
-	since := uint64(0)
-	if t.onBranch(l.rejoinSince) {
-		since = t.seqOf(l.rejoinSince)
+// sent on our branch from the last state it shared with us (since: a message
+// sent there may have been in flight when the branches split) up to the state
+// its rejoin commit made (at: its position on our branch). Rule 7: after a
+// partition, the losing half rejoins by external commit and has none of the
+// winning half's epochs in between. If since is unknown to us, every
+// remembered message before the rejoin is re-sent; receivers drop the copies
+// they already have.
+func (t *Tracker) resendForRejoin(since StateID, at uint64, s *step) {
+	from := uint64(0)
+	if t.onBranch(since) {
+		from = t.seqOf(since)
 	}
 	t.sent.each(func(id MessageID, e *entry[StateID]) {
 		if e.v.IsZero() || !t.onBranch(e.v) {
 			return
 		}
-		if seq := t.seqOf(e.v); seq >= since && seq < l.seq {
+		if seq := t.seqOf(e.v); seq >= from && seq < at {
 			t.resend(id, e, s)
 		}
 	})

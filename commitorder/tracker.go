@@ -130,8 +130,9 @@ type Decision struct {
 	// epoch, RFC 9420 §12.1).
 	Repropose []Proposal
 	// Resync is set when a commit beat our branch at a state we no longer
-	// hold: rejoin the winning branch with an external commit (RFC 9420
-	// §12.4.3.2) and report it with Resynced.
+	// hold: find the branch it started (ask peers for a GroupInfo and its
+	// Path, keep one that Compare calls better), rejoin it with an external
+	// commit (RFC 9420 §12.4.3.2) and report that with Resynced.
 	Resync *ResyncNeeded
 	// NeedSync is set when a commit arrived on a state we do not know: ask
 	// peers for the handshake messages since epoch SyncFrom.
@@ -141,15 +142,16 @@ type Decision struct {
 }
 
 // ResyncNeeded describes a late winner: a commit that beats our branch on a
-// state we released after the settle window.
+// state we released after the settle window. The tracker could not check it
+// (the state it needs is gone), so it is a reason to look for a better
+// branch, not proof that one exists: if no peer serves a Path that Compare
+// calls better, the commit was invalid or abandoned, and nothing is to be
+// done.
 type ResyncNeeded struct {
-	// Since is the last state we share with the winning branch; put it in
-	// the RejoinSince of the external commit.
+	// Since is the last state of our branch we are sure the winning branch
+	// shares; Compare gives the exact one for a given path.
 	Since StateID
-	// Winner is the commit that beat our branch. The peer that sent it is a
-	// good source of a GroupInfo of the winning branch. It could not be
-	// checked (its parent state is gone): authenticate the winning branch's
-	// GroupInfo before acting.
+	// Winner is the commit that beat our branch.
 	Winner Commit
 }
 
@@ -163,14 +165,22 @@ type link struct {
 	seq         uint64    // order along our branch
 }
 
-// pastState is a state of our branch that is no longer held: only its ID and
-// the rank of the commit we followed from it remain.
+// pastState is a state of our branch that is no longer held (or never was):
+// no secrets, only what rule 1 and the re-send bookkeeping need.
 type pastState struct {
-	epoch   uint64
-	next    *rankKey // what the group follows from this state as far as we know
-	applied []ProposalID
-	held    bool // false for the parent of our rejoin commit, which we never had
-	seq     uint64
+	epoch       uint64
+	via         rankKey  // the commit that made it; zero if unknown
+	rejoinSince StateID  // the via commit's RejoinSince
+	next        *rankKey // what the group follows from this state as far as we know
+	applied     []ProposalID
+	held        bool // false for the states of a branch we joined by GroupInfo
+	seq         uint64
+}
+
+// released turns a held state into a past one; next is the commit followed
+// from it, nil if none.
+func (l *link) released(next *rankKey) *pastState {
+	return &pastState{epoch: l.state.Epoch(), via: l.via, rejoinSince: l.rejoinSince, next: next, applied: l.applied, held: true, seq: l.seq}
 }
 
 // Tracker decides, for one group, which of the competing commits of each
@@ -192,8 +202,6 @@ type Tracker struct {
 	orphans []*candidate // commits whose parent is unknown
 	waiting []*candidate // commits on a held state that wait for proposals
 	wanted  []heard      // own proposals not committed yet
-
-	rejoinSince StateID // RejoinSince of our last rejoin
 }
 
 type heard struct {
@@ -263,6 +271,7 @@ type step struct {
 	d       Decision
 	from    StateID // current state when the call began
 	lost    bool    // states left our branch: look for messages to re-send
+	learned bool    // states became known: buffered commits may attach
 	rejoins []*link // states made by rejoin commits in this call
 }
 
@@ -273,7 +282,9 @@ func (t *Tracker) begin(now time.Time) *step {
 }
 
 func (t *Tracker) end(now time.Time, s *step) {
-	t.attachOrphans(now, s)
+	if s.learned {
+		t.attachOrphans(now, s)
+	}
 	cur := t.Current()
 	s.d.Current = cur
 	if s.lost {
@@ -281,7 +292,7 @@ func (t *Tracker) end(now time.Time, s *step) {
 	}
 	for _, l := range s.rejoins {
 		if t.chainIndex(l.state.ID()) >= 0 {
-			t.resendForRejoin(l, s)
+			t.resendForRejoin(l.rejoinSince, l.seq, s)
 		}
 	}
 	if cur.ID() != s.from {
@@ -309,7 +320,7 @@ func (t *Tracker) place(c *candidate, now time.Time, s *step) (Outcome, error) {
 	}
 	t.orphans = append(t.orphans, c)
 	s.d.NeedSync = true
-	s.d.SyncFrom = t.oldestEpoch()
+	s.d.SyncFrom = t.SyncFrom()
 	return Buffered, nil
 }
 
@@ -349,6 +360,7 @@ func (t *Tracker) placeOnHeld(i int, c *candidate, now time.Time, s *step) (Outc
 	t.unwind(i+1, now, s)
 	l := &link{state: next, via: c.key, rejoinSince: c.RejoinSince, applied: applied, at: now, seq: t.nextSeq()}
 	t.chain = append(t.chain, l)
+	s.learned = true
 	if !c.RejoinSince.IsZero() {
 		s.rejoins = append(s.rejoins, l)
 	}
@@ -367,12 +379,9 @@ func (t *Tracker) placeOnPast(p *pastState, c *candidate, s *step) Outcome {
 	if !t.beats(c.key, *p.next) {
 		return Lost
 	}
-	next := c.key
-	p.next = &next
-	since := c.Parent
-	if !p.held {
-		since = t.rejoinSince // we never had this state: what we missed starts earlier
-	}
+	since := t.lastHeld(c.Parent)
+	// Keep the late winner that beats us at the oldest state: a winner on a
+	// later state of our branch is on a branch that lost too.
 	if s.d.Resync == nil || t.seqOf(since) < t.seqOf(s.d.Resync.Since) {
 		s.d.Resync = &ResyncNeeded{Since: since, Winner: c.Commit}
 	}
@@ -387,6 +396,7 @@ func (t *Tracker) unwind(i int, now time.Time, s *step) {
 		l.state.Release()
 		s.d.Unwound++
 		s.lost = true
+		s.learned = true
 	}
 	clear(t.chain[i:])
 	t.chain = t.chain[:i]
@@ -407,7 +417,7 @@ func (t *Tracker) expire(now time.Time, s *step) {
 		old, next := t.chain[0], t.chain[1]
 		id := old.state.ID()
 		via := next.via
-		t.past.put(id, &pastState{epoch: old.state.Epoch(), next: &via, applied: old.applied, held: true, seq: old.seq}, now)
+		t.past.put(id, old.released(&via), now)
 		t.nHeard -= len(t.heard[id])
 		delete(t.heard, id)
 		var moved []*candidate
@@ -448,7 +458,7 @@ func (t *Tracker) expire(now time.Time, s *step) {
 }
 
 // pruneCandidates drops commits kept longer than ttl, then the oldest beyond
-// limit; cs is in arrival order.
+// limit.
 func pruneCandidates(cs []*candidate, now time.Time, ttl time.Duration, limit int) []*candidate {
 	cs = slices.DeleteFunc(cs, func(c *candidate) bool { return !now.Before(c.at.Add(ttl)) })
 	if len(cs) > limit {
@@ -478,6 +488,26 @@ func (t *Tracker) attachOrphans(now time.Time, s *step) {
 	}
 }
 
+// lastHeld returns the last state of our branch, up to id, that we held: the
+// last one whose messages we could read. It is id itself unless we joined
+// past id through a GroupInfo.
+func (t *Tracker) lastHeld(id StateID) StateID {
+	if t.chainIndex(id) >= 0 {
+		return id
+	}
+	p := t.past.get(id)
+	if p == nil || p.v.held {
+		return id
+	}
+	last := StateID{}
+	t.past.each(func(pid StateID, e *entry[*pastState]) {
+		if e.v.held && e.v.seq <= p.v.seq {
+			last = pid
+		}
+	})
+	return last
+}
+
 func (t *Tracker) knows(id StateID) bool {
 	return t.chainIndex(id) >= 0 || t.past.has(id) || t.dead.has(id)
 }
@@ -503,7 +533,11 @@ func (t *Tracker) seqOf(id StateID) uint64 {
 	return 0
 }
 
-func (t *Tracker) oldestEpoch() uint64 {
+// SyncFrom returns the oldest epoch in which the tracker can still place a
+// commit: ask peers for the handshake messages from there (rule 4), after a
+// Decision with NeedSync, on reconnecting to a peer, or now and then to detect
+// a branch that went unnoticed.
+func (t *Tracker) SyncFrom() uint64 {
 	if len(t.past.order) > 0 {
 		return t.past.get(t.past.order[0]).v.epoch
 	}

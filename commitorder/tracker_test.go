@@ -238,8 +238,8 @@ func TestLateWinnerAfterWindowNeedsResync(t *testing.T) {
 		t.Fatalf("resync %+v, want since root with winner b", d.Resync)
 	}
 	f.wantCurrent(after(a))
-	f.receive(b, t0.Add(window+time.Millisecond), Duplicate)
-	f.receive(a, t0.Add(window+time.Millisecond), Lost)
+	f.receive(b, t0.Add(window+time.Millisecond), LateWinner) // unchecked: reported each time
+	f.receive(a, t0.Add(window+time.Millisecond), Duplicate)
 
 	// Rejoin on the winning head with an external commit.
 	head := &fakeState{id: after(b), epoch: 1, o: f.o, scratch: true}
@@ -248,7 +248,7 @@ func TestLateWinnerAfterWindowNeedsResync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err = f.tr.Resynced(e, s, t0.Add(window+time.Second))
+	d, err = f.tr.Resynced(e, s, nil, t0.Add(window+time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,4 +418,63 @@ func permutations(n int) func(func([]int) bool) {
 			}
 		}
 	}
+}
+
+// Paths: Compare tells a better branch from ours, an extension of ours and a
+// worse one; after a rejoin through a path, the joined states are known
+// without having been held, and a late winner on one of them points back to
+// the last state we held.
+func TestComparePathsAndRejoinThroughPath(t *testing.T) {
+	a, b, c := newFixture(t), newFixture(t), newFixture(t)
+	b.nonce = 100 // distinct commit bytes
+	x := a.commit(rootID, 0, 0, nil, nil)
+	a.receive(x, t0, Applied)
+	y := a.commit(after(x), 1, 1, nil, nil)
+	a.receive(y, t0, Applied)
+	z := b.commit(rootID, 0, 2, nil, nil)
+	b.receive(z, t0, Applied)
+	b.tr.Sent(msgID(7), t0)
+
+	if since, better := b.tr.Compare(a.tr.Path()); !better || since != rootID {
+		t.Fatalf("b against a: since %v better %v, want root and better", since, better)
+	}
+	if _, better := a.tr.Compare(b.tr.Path()); better {
+		t.Fatal("a against b: b's branch called better")
+	}
+	if _, better := c.tr.Compare(a.tr.Path()); better {
+		t.Fatal("a branch that only extends ours called better")
+	}
+	if _, better := c.tr.Compare([]Step{{State: NewStateID([]byte("elsewhere"))}}); better {
+		t.Fatal("a branch sharing nothing with ours called better")
+	}
+
+	head := &fakeState{id: after(y), epoch: 2, o: b.o, scratch: true}
+	e := b.external(head.id, 2, rootID)
+	s, _, err := head.Apply(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := b.tr.Resynced(e, s, a.tr.Path(), t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d.Resend, []MessageID{msgID(7)}) {
+		t.Fatalf("resend %v, want message 7", d.Resend)
+	}
+	var ids []StateID
+	for _, st := range b.tr.Path() {
+		ids = append(ids, st.State)
+	}
+	if !slices.Equal(ids, []StateID{rootID, after(x), after(y), after(e)}) {
+		t.Fatalf("path after rejoin %v", ids)
+	}
+	if _, better := b.tr.Compare(a.tr.Path()); better {
+		t.Fatal("the branch just joined called better")
+	}
+	w := b.commit(after(x), 1, 0, nil, nil) // beats y on a state b never held
+	d = b.receive(w, t0.Add(2*time.Second), LateWinner)
+	if d.Resync.Since != rootID {
+		t.Fatalf("since %v, want the root, the last state b held", d.Resync.Since)
+	}
+	b.wantClean(1)
 }

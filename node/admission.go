@@ -160,6 +160,9 @@ func (g *Group) tick(now time.Time) {
 		return
 	}
 	g.flushState()
+	g.mu.Lock()
+	g.releaseHeldLocked(now)
+	g.mu.Unlock()
 	g.admitDue(ctx, now)
 	g.mu.Lock()
 	pending := g.outboxLen > len(g.inflight)

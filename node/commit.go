@@ -100,12 +100,17 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 		g.mu.Unlock()
 		return fmt.Errorf("commit: %w", err)
 	}
+	// Only members of the current epoch need the commit; a member alone
+	// in it sends its new members the Welcome only.
+	alone := len(g.state.Members()) == 1
 	saved := g.rec
 	g.rec.LastRotation = time.Now()
 	g.rec.SentSinceRotation = 0
 	err = g.adoptLocked(pc.Next, pc.Proposals, func(tx Tx) error {
-		if err := g.appendOutboxLocked(tx, &outboxRecord{Kind: outboxCommit, Message: pc.Commit}); err != nil {
-			return err
+		if !alone {
+			if err := g.appendOutboxLocked(tx, &outboxRecord{Kind: outboxCommit, Message: pc.Commit}); err != nil {
+				return err
+			}
 		}
 		if pc.Welcome != nil {
 			return g.appendOutboxLocked(tx, &outboxRecord{Kind: outboxWelcome, Message: pc.Welcome, Peers: welcomePeers})

@@ -1,21 +1,205 @@
 // Package node is the embeddable meshchat peer: it owns the libp2p host, the
-// DHT directory (package dht) and the group topics (package gossip), and
-// wires them to the MLS state machine (package mls).
+// DHT directory (package dht), the group topics (package gossip) and the
+// store, and wires them to the MLS state machine (package mls). It is what
+// other Go programs import, and what cmd/meshchat uses.
 //
-// This first part holds the node's long-term identity and its libp2p host.
+//	n, err := node.New(ctx, node.Config{DataDir: dir, ListenAddrs: ..., BootstrapPeers: ...})
+//	g, err := n.CreateGroup(ctx, node.GroupOptions{Name: "friends", Policy: node.Invite})
+//	err = g.Add(ctx, peerID)                 // KeyPackage from the DHT, Welcome to the peer
+//	code, err := g.NewInvite()               // or: others Join(ctx, code)
+//	id, err := g.Send(ctx, []byte("hello"))
+//	for m := range g.Messages() { ... }     // sender, epoch, time, data
+//	n.Close()
 //
 // # Identity
 //
 // A node's identity is a libp2p Ed25519 key stored as the protobuf encoding
 // of libp2p's crypto.MarshalPrivateKey in <DataDir>/identity.key, mode 0600,
 // inside a data directory created with mode 0700. Its peer ID is the identity
-// multihash of the public key. The node's MLS basic credential carries the
-// raw bytes of that peer ID as its identity (RFC 9420 §5.3.1), so a peer ID
-// names one MLS member unambiguously.
+// multihash of the public key.
+//
+// The node's MLS basic credential carries the raw bytes of that peer ID as
+// its identity (RFC 9420 §5.3.1), so a peer ID names one MLS member
+// unambiguously and a received message's sender (Message.Sender) is read
+// from the credential of the leaf that signed it. The MLS signature key is a
+// separate key of the group's cipher suite (Ed25519 for the default suite),
+// generated once and persisted in the store; it is bound to the peer ID
+// because every KeyPackage is published in a DHT record signed by the libp2p
+// key, whose validator requires the credential to name that peer ID (package
+// dht). A node added by peer ID is therefore added with a KeyPackage its
+// libp2p key vouched for.
 //
 // # Host
 //
 // The host speaks TCP and QUIC v1, secures connections with Noise or TLS 1.3,
 // runs the libp2p resource manager, and finds peers only through the
 // bootstrap peers the user names: no mDNS, no public bootstrap list, no relay.
+//
+// # Persistence
+//
+// Everything else lives in one bbolt file, <DataDir>/meshchat.db (mode
+// 0600), behind the small Store interface: the MLS identity, the private
+// parts of the node's KeyPackages, each group's serialized MLS state
+// (mls.Group.MarshalBinary) with the node's counters, the message history,
+// and an outbox. The layout is in persist.go.
+//
+// Ordering rules:
+//   - A state change that a published message depends on is persisted, in
+//     the same transaction as the message's outbox entry, before the
+//     message is published: a sealed application message (its key is
+//     consumed), an own commit (the next epoch), a Welcome. After a crash
+//     the node restarts at the stored epoch and publishes what is still in
+//     the outbox, so it never re-uses a message key and never loses a
+//     commit it acted on.
+//   - Received application messages are stored in the history before they
+//     are delivered. The key consumed by opening them is persisted lazily
+//     (within Config.Tick, at the next commit or send, and at Close): a
+//     crash in between can only let a message open twice, and the
+//     de-duplication by message ID (rebuilt from the history at start)
+//     delivers it once.
+//   - The outbox is flushed in order whenever peers are on the topic;
+//     application messages and commits leave it once published, Welcomes
+//     once delivered directly and filed in the DHT mailbox.
+//
+// # KeyPackages
+//
+// At start the node makes sure it holds Config.KeyPackages one-time
+// KeyPackages and one last-resort KeyPackage (RFC 9420 §16.8, the
+// last_resort extension), persists their private parts, and publishes them
+// as its DHT bundle; the bundle is republished every
+// Config.RepublishInterval. KeyPackages live 30 days and are replaced 8 days
+// before they expire. When a Welcome uses a one-time KeyPackage, its private
+// part is deleted, a fresh one is created and the bundle is republished
+// without the used one. A joiner that knows only a topic ID creates a fresh
+// KeyPackage for its join request; its private part is kept for
+// dht.MaxMailboxLifetime in case the Welcome comes late through the mailbox.
+//
+// # Welcomes
+//
+// A member that adds peers (Group.Add or an admission) publishes the Welcome
+// on the group's topic (for joiners by topic ID), hands it to each added
+// peer over the stream protocol /meshchat/welcome/1.0.0 (the peer answers
+// one byte: 1 if it is now in the group), and files it in the DHT mailbox of
+// each KeyPackageRef it is for. A node checks its mailbox at start and every
+// Config.MailboxInterval, and joins the groups it finds there; such groups
+// are announced on Node.NewGroups.
+//
+// # Wire formats
+//
+// MLS messages travel on a group's topic exactly as RFC 9420 defines them
+// (MLSMessage: PublicMessage for commits and proposals, PrivateMessage for
+// application data, Welcome), so other MLS stacks can read them. The node
+// adds three small formats of its own, all in TLS presentation language with
+// fixed-width length prefixes, all starting with the bytes "mc" (0x6d 0x63)
+// and a version (1). An MLSMessage starts with 0x00 0x01 (mls10), so a topic
+// message is unambiguously one or the other.
+//
+// The join request, a topic message:
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 1;
+//	    opaque topic_id<1..2^8-1>;          // the topic it is for
+//	    opaque key_package<1..2^24-1>;      // MLSMessage(KeyPackage), untouched
+//	    uint8  has_invite;                  // 0 or 1
+//	    select (has_invite) {
+//	        case 1: opaque invite_id[8]; opaque invite_mac[32];
+//	    };
+//	} JoinRequest;
+//
+// The authenticated_data of every application message (RFC 9420 §6.3: in
+// clear, covered by the AEAD and the signature):
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 2;
+//	    opaque message_id[16];   // random; copies are delivered once
+//	    uint64 sent_at;          // sender's clock, Unix microseconds
+//	    uint64 seq;              // sender's message count in the group, from 1
+//	} ApplicationMeta;
+//
+// The application_data itself is the application's bytes, untouched. The
+// authenticated_data of every commit:
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 3;
+//	    opaque parent_state[32];  // commitorder.NewStateID(epoch_authenticator)
+//	} CommitMeta;
+//
+// The group's name, policy and invite root travel in a GroupContext extension
+// of private-use type 0xF0C1 (RFC 9420 §13.4, §17.3), so every member
+// enforces the same policy:
+//
+//	struct {
+//	    uint8  version = 1;
+//	    opaque name<0..255>;
+//	    uint8  policy;            // 1 = open, 2 = invite
+//	    opaque invite_root[32];
+//	} MeshchatGroup;
+//
+// # Admission
+//
+// Join(ctx, code) subscribes to the topic and publishes a join request,
+// again every Config.JoinRetry until it is admitted. A member's node accepts
+// a request only if it decodes, names this topic, carries a KeyPackage that
+// mls.ParseKeyPackage accepts (RFC 9420 §10.1) in the group's suite, and
+// whose credential names the peer that signed the GossipSub message; then it
+// applies the group's policy:
+//
+//   - Open: any such peer is admitted.
+//   - Invite: the request must carry an invite proof. An invite code is
+//     "<topic ID>.<base32(id || K)>" with K = HMAC-SHA256(invite_root,
+//     "meshchat invite key v1" || id), issued by Group.NewInvite; the proof
+//     is id and HMAC-SHA256(K, "meshchat invite proof v1" || topic ID ||
+//     KeyPackageRef). Any member recomputes K from the invite root (members
+//     need no list of issued codes), the secret K never appears on the
+//     topic, and a proof copied off the topic admits only the KeyPackage it
+//     was made for, whose private keys only the invitee has. Peers a member
+//     adds by peer ID (Group.Add) need no code. Codes cannot be revoked one
+//     by one; the invite root is as secret as the GroupContext, which
+//     travels only in encrypted Welcomes and in GroupInfos.
+//
+// A request that passes is admitted with an Add commit and a Welcome. To
+// keep several members from admitting the same joiner, each member waits
+// rank × Config.AdmitTakeover, where rank is the number of members with a
+// lower leaf index: the lowest-leaf member admits at once, and the next takes
+// over only if no commit adding the joiner arrived in the meantime (the
+// lowest may be offline). Before committing, a member checks again, under
+// the group lock, that the KeyPackage was not added by any commit it
+// processed and that the peer is not a member; so a KeyPackage already in the
+// tree is never added again. Two members can still both admit if a commit
+// takes longer than AdmitTakeover to cross the mesh; that is a commit race,
+// which commitorder settles (issue 6).
+//
+// # Receiving
+//
+// Every message on a group's topic passes Group.CheckMessage (the GossipSub
+// validator, run in arrival order, see gossip.Config.OrderedValidation)
+// before it is delivered or forwarded; its rules are in its documentation:
+// undecodable bytes, other groups' messages and commits that fail on the
+// state they claim are rejected (and their forwarder penalised), messages
+// this node cannot judge yet (future or other-branch epochs) are ignored. The
+// receive loop then hands PublicMessages and PrivateMessages to the MLS
+// state: commits go through one call site (decideCommitLocked, where
+// commitorder plugs in), application messages are opened, de-duplicated by
+// (sender, message ID), stored and delivered on Group.Messages. Messages of
+// the next epoch that arrive before its commit are kept (bounded) and
+// processed once the commit is applied. The node never reads a sender from
+// a payload: Message.Sender is the credential of the signing leaf.
+//
+// # Key rotation
+//
+// Every own commit carries an UpdatePath, so adding, removing and admitting
+// also refresh the committer's keys. Besides, each member issues an update
+// commit (Group.Rotate) after Config.RotateInterval (default 24 hours, plus up
+// to 10% random jitter so members do not all rotate at once) or after sending
+// Config.RotateAfterMessages messages (default 1000), whichever comes first.
+// Negative values turn either trigger off.
+//
+// # Commit ordering
+//
+// Until package commitorder is wired in (issue 6), the first valid commit of
+// an epoch wins on each node: members that see two commits of one epoch in
+// different orders diverge. Every commit already carries its parent state
+// (CommitMeta), every application message its ID, sent messages stay in the
+// history and the outbox, and the decision is one function
+// (decideCommitLocked), which is where the next step plugs in.
 package node

@@ -114,6 +114,7 @@ type Group struct {
 	addedRefs   map[string]time.Time
 	join        *pendingJoin
 	jitter      time.Duration
+	order       map[peer.ID]*senderOrder
 }
 
 // validatedCommit is a commit the topic validator processed, kept so the
@@ -149,38 +150,52 @@ func (n *Node) newGroupHandle(topic gossip.TopicID) *Group {
 		own:        make(map[[32]byte]int),
 		admissions: make(map[string]*admission),
 		addedRefs:  make(map[string]time.Time),
+		order:      make(map[peer.ID]*senderOrder),
 		// Up to a tenth of the rotation interval, so that members do not
 		// all rotate at once.
 		jitter: time.Duration(uint64(j[0])|uint64(j[1])<<8) * max(n.cfg.RotateInterval, 0) / 10 / 65536,
 	}
 }
 
-// openGroup registers g under its topic, subscribes and starts its loops. If
-// g has a state it must have been persisted already.
+// openGroup subscribes g to its topic (unless the node was removed from it),
+// registers it under its topic ID and starts its loops. If g has a state it
+// must have been persisted already. g.topic is set before g becomes visible
+// to other goroutines and never changes afterwards.
 func (n *Node) openGroup(g *Group) error {
 	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
+	_, dup := n.groups[g.topicID]
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
 		return ErrClosed
 	}
-	if _, ok := n.groups[g.topicID]; ok {
-		n.mu.Unlock()
+	if dup {
 		return fmt.Errorf("open group %s: %w", g.topicID, ErrAlreadyMember)
 	}
-	n.groups[g.topicID] = g
-	n.mu.Unlock()
 	if !g.Removed() {
 		topic, err := n.gs.Join(g.topicID, g)
 		if err != nil {
-			n.mu.Lock()
-			delete(n.groups, g.topicID)
-			n.mu.Unlock()
 			return fmt.Errorf("open group %s: %w", g.topicID, err)
 		}
 		g.topic = topic
-		n.spawn(g.receive)
-		n.spawn(g.housekeeping)
 	}
+	n.mu.Lock()
+	if _, dup := n.groups[g.topicID]; dup || n.closed {
+		n.mu.Unlock()
+		if g.topic != nil {
+			g.topic.Close()
+		}
+		if dup {
+			return fmt.Errorf("open group %s: %w", g.topicID, ErrAlreadyMember)
+		}
+		return ErrClosed
+	}
+	n.groups[g.topicID] = g
+	if g.topic != nil {
+		n.wg.Go(g.receive)
+		n.wg.Go(g.housekeeping)
+	}
+	n.mu.Unlock()
 	return nil
 }
 
@@ -419,8 +434,9 @@ func (g *Group) memberLeafLocked(id peer.ID) (uint32, bool) {
 }
 
 // Messages returns the channel on which the group's application messages
-// from other members are delivered, each once, in arrival order (which
-// keeps each sender's order; see Message.Seq). It holds Config.MessageBuffer
+// from other members are delivered, each once, and each sender's messages in
+// the order it sent them (a message that arrives after a later one of the
+// same sender is held back up to Config.ReorderWindow; see Message.Seq). It holds Config.MessageBuffer
 // messages; when the application falls behind, further messages are kept in
 // History only and counted by Overflow. It is closed when the node is
 // removed from the group or the node closes.
@@ -633,6 +649,10 @@ func (g *Group) onGroupMessage(data []byte) {
 // buffered messages to retry (after a commit) and whether the node was just
 // removed from the group.
 func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
+	if g.state == nil && g.join != nil {
+		g.bufferFutureLocked(data)
+		return nil, false
+	}
 	if g.state == nil || g.removed {
 		return nil, false
 	}
@@ -685,7 +705,20 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 	return nil, false
 }
 
-// bufferFutureLocked keeps a message of a later epoch until its commit.
+// retryBuffered processes the messages kept while joining or waiting for a
+// commit.
+func (g *Group) retryBuffered() {
+	g.mu.Lock()
+	buffered := g.future
+	g.future = nil
+	g.mu.Unlock()
+	for _, f := range buffered {
+		g.onGroupMessage(f.data)
+	}
+}
+
+// bufferFutureLocked keeps a message of a later epoch until its commit (or,
+// while joining, until the Welcome).
 func (g *Group) bufferFutureLocked(data []byte) {
 	now := time.Now()
 	kept := g.future[:0]
@@ -732,6 +765,94 @@ func (g *Group) receivedApplicationLocked(r *mls.Received) {
 	if err := g.appendHistoryLocked(&m, nil); err != nil {
 		g.n.log.Warn("store message", "group", g.topicID, "err", err)
 	}
+	g.orderLocked(m, now)
+}
+
+// senderOrder puts one sender's messages back in the order it sent them
+// (appMeta.Seq): GossipSub may deliver them out of order when they take
+// different paths (for example while the mesh forms).
+type senderOrder struct {
+	next uint64                 // next Seq to deliver
+	held map[uint64]heldMessage // later messages waiting for a gap to fill
+}
+
+type heldMessage struct {
+	m     Message
+	since time.Time
+}
+
+// maxHeldPerSender bounds the messages held back for one sender.
+const maxHeldPerSender = 256
+
+// orderLocked delivers m in its sender's order. The first message of a
+// sender (since this node joined or started) sets the expected sequence; a
+// message after a gap waits up to Config.ReorderWindow for the missing ones,
+// after which the gap is skipped; a message older than the expected one
+// (after a skipped gap) is delivered at once.
+func (g *Group) orderLocked(m Message, now time.Time) {
+	so := g.order[m.Sender]
+	if so == nil {
+		so = &senderOrder{next: m.Seq, held: make(map[uint64]heldMessage)}
+		g.order[m.Sender] = so
+	}
+	switch {
+	case m.Seq < so.next:
+		g.emitLocked(m)
+	case m.Seq == so.next:
+		g.emitLocked(m)
+		so.next++
+		g.flushHeldLocked(so)
+	default:
+		so.held[m.Seq] = heldMessage{m: m, since: now}
+		if len(so.held) > maxHeldPerSender {
+			g.skipGapLocked(so)
+		}
+	}
+}
+
+// flushHeldLocked delivers held messages that follow so.next without a gap.
+func (g *Group) flushHeldLocked(so *senderOrder) {
+	for {
+		h, ok := so.held[so.next]
+		if !ok {
+			return
+		}
+		delete(so.held, so.next)
+		g.emitLocked(h.m)
+		so.next++
+	}
+}
+
+// skipGapLocked gives up on the missing messages before the oldest held one.
+func (g *Group) skipGapLocked(so *senderOrder) {
+	lowest := uint64(0)
+	for seq := range so.held {
+		if lowest == 0 || seq < lowest {
+			lowest = seq
+		}
+	}
+	if lowest == 0 {
+		return
+	}
+	so.next = lowest
+	g.flushHeldLocked(so)
+}
+
+// releaseHeldLocked skips gaps that have waited longer than the reorder
+// window.
+func (g *Group) releaseHeldLocked(now time.Time) {
+	for _, so := range g.order {
+		for _, h := range so.held {
+			if now.Sub(h.since) >= g.n.cfg.ReorderWindow {
+				g.skipGapLocked(so)
+				break
+			}
+		}
+	}
+}
+
+// emitLocked puts m on the message channel.
+func (g *Group) emitLocked(m Message) {
 	if g.msgsClosed {
 		return
 	}
@@ -821,9 +942,13 @@ func (g *Group) sealOnce(id commitorder.MessageID, data []byte) error {
 		Seq: meta.Seq, SentAt: now, ReceivedAt: now, Own: true, Data: data,
 	}
 	out := &outboxRecord{Kind: outboxApplication, Message: ct, ID: id}
+	alone := len(g.state.Members()) == 1 // nobody could ever read it
 	err = g.persistLocked(g.state, func(tx Tx) error {
 		if err := g.appendHistoryLocked(&m, tx); err != nil {
 			return err
+		}
+		if alone {
+			return nil
 		}
 		return g.appendOutboxLocked(tx, out)
 	})

@@ -234,6 +234,9 @@ func (n *Node) acceptWelcome(data []byte, via string) (*Group, error) {
 		}
 	}
 	n.log.Info("joined group", "topic", topic, "epoch", st.Epoch(), "via", via)
+	if existing != nil {
+		existing.retryBuffered()
+	}
 	return g, nil
 }
 

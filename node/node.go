@@ -51,6 +51,9 @@ const (
 	DefaultPublishWait = 5 * time.Second
 	// DefaultTick is the period of each group's housekeeping.
 	DefaultTick = 250 * time.Millisecond
+	// DefaultReorderWindow is how long a message that overtook an earlier
+	// one of the same sender waits for it.
+	DefaultReorderWindow = time.Second
 
 	// keyPackageLifetime is the validity of the node's KeyPackages; they
 	// are replaced once less than keyPackageRenew of it is left.
@@ -119,6 +122,8 @@ type Config struct {
 	PublishWait time.Duration
 	// Tick (DefaultTick).
 	Tick time.Duration
+	// ReorderWindow (DefaultReorderWindow).
+	ReorderWindow time.Duration
 	// NoSync skips fsync on store commits: faster, but a machine crash
 	// may lose recent state. For tests and benchmarks only.
 	NoSync bool
@@ -168,6 +173,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Tick <= 0 {
 		c.Tick = DefaultTick
+	}
+	if c.ReorderWindow <= 0 {
+		c.ReorderWindow = DefaultReorderWindow
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 // once and in each sender's order.
 func chat(t *testing.T, groups []*Group, nodes []*Node, perSender int) {
 	t.Helper()
+	waitTopicPeers(t, len(groups)-1, groups...)
 	senders := make(map[peer.ID]int)
 	for i, n := range nodes {
 		senders[n.ID()] = i
@@ -106,6 +107,23 @@ func TestJoinByTopicOpen(t *testing.T) {
 		g, err := nodes[i].Join(ctx, string(g0.TopicID()))
 		if err != nil {
 			t.Fatalf("node %d join: %v", i, err)
+		}
+		// Right after the join, without waiting for anything, the
+		// admitter and the joiner talk; neither message may be lost.
+		send(t, g0, fmt.Sprintf("welcome %d", i))
+		send(t, g, fmt.Sprintf("hello from %d", i))
+		if m := receive(t, g, 1, 10*time.Second)[0]; string(m.Data) != fmt.Sprintf("welcome %d", i) {
+			t.Fatalf("joiner %d got %q", i, m.Data)
+		}
+		if m := receive(t, g0, 1, 10*time.Second)[0]; string(m.Data) != fmt.Sprintf("hello from %d", i) {
+			t.Fatalf("admitter got %q", m.Data)
+		}
+		for _, other := range groups[1:] {
+			got := receive(t, other, 2, 10*time.Second)
+			texts := map[string]bool{string(got[0].Data): true, string(got[1].Data): true}
+			if !texts[fmt.Sprintf("welcome %d", i)] || !texts[fmt.Sprintf("hello from %d", i)] {
+				t.Fatalf("member got %q and %q", got[0].Data, got[1].Data)
+			}
 		}
 		groups = append(groups, g)
 		waitEpoch(t, uint64(i), groups...)

@@ -41,8 +41,9 @@ func reject(format string, args ...any) error {
 //   - a PublicMessage or PrivateMessage for another group ID, with
 //     application data in a PublicMessage, or without the node's metadata
 //     in its authenticated_data: reject;
-//   - while this node is still joining (no state), or after it was
-//     removed: ignore;
+//   - while this node is still joining (no state): accept messages whose
+//     group ID hashes to this topic ID (they are kept until the Welcome
+//     arrives), reject others; after it was removed: ignore;
 //   - a PrivateMessage: application data of the current epoch, the next
 //     one (its commit may still be on its way) or a retained past one is
 //     accepted (it cannot be opened without consuming keys); other epochs
@@ -103,6 +104,16 @@ func (g *Group) checkMessage(data []byte) error {
 	h, err := peekMessage(data)
 	if err != nil {
 		return reject("%v", err)
+	}
+	if g.state == nil && g.join != nil {
+		// Joining: the group ID is not known yet, but the topic ID is
+		// its hash. Messages of the group are kept until the Welcome
+		// arrives (members may send right after the commit that adds
+		// us, before the Welcome reaches us).
+		if gossip.TopicIDForGroup(info.GroupID) != g.topicID {
+			return reject("message for another group")
+		}
+		return nil
 	}
 	if g.state == nil || g.removed {
 		return unverifiable("no group state")

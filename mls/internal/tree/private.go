@@ -159,20 +159,37 @@ func (p *Private) InstallPathSecret(t *Tree, x NodeIndex, pathSecret []byte) err
 // first, each next secret being DeriveSecret(previous, "path"), and checks
 // each public key against want[i] (or the tree when want is nil). It
 // returns the private keys and the secret one step past the last node.
-func (p *Private) deriveChain(t *Tree, nodes []NodeIndex, want [][]byte, secret []byte) (privs [][]byte, next []byte, err error) {
+func (p *Private) deriveChain(t *Tree, nodes []NodeIndex, want [][]byte, first []byte) (privs [][]byte, next []byte, err error) {
 	s := p.suite
 	privs = make([][]byte, len(nodes))
+	secret := first
+	// Secrets derived here (not first, which the caller owns) are wiped
+	// once the next one exists.
+	wipe := func() {
+		if &secret[0] != &first[0] {
+			clear(secret)
+		}
+	}
 	fail := func(e error) ([][]byte, []byte, error) {
 		for _, k := range privs {
 			clear(k)
 		}
+		if len(secret) > 0 {
+			wipe()
+		}
 		return nil, nil, e
+	}
+	if len(first) == 0 {
+		return fail(fmt.Errorf("empty path secret: %w", ErrPathKeyMismatch))
 	}
 	for i, y := range nodes {
 		if i > 0 {
-			if secret, err = s.DeriveSecret(secret, "path"); err != nil {
+			derived, err := s.DeriveSecret(secret, "path")
+			if err != nil {
 				return fail(err)
 			}
+			wipe()
+			secret = derived
 		}
 		priv, pub, err := deriveNodeKey(s, secret)
 		if err != nil {
@@ -190,6 +207,7 @@ func (p *Private) deriveChain(t *Tree, nodes []NodeIndex, want [][]byte, secret 
 	if next, err = s.DeriveSecret(secret, "path"); err != nil {
 		return fail(err)
 	}
+	wipe()
 	return privs, next, nil
 }
 
@@ -203,7 +221,8 @@ func (p *Private) deriveChain(t *Tree, nodes []NodeIndex, want [][]byte, secret 
 // groupContext is the encoded provisional GroupContext. The new keys replace
 // those of the sender's direct path only when everything succeeded.
 func (p *Private) DecryptPath(t *Tree, sender LeafIndex, path *wire.UpdatePath, excluded []LeafIndex, groupContext []byte) (commitSecret []byte, err error) {
-	_, commitSecret, err = p.decryptPath(t, sender, path, excluded, groupContext)
+	pathSecret, commitSecret, err := p.decryptPath(t, sender, path, excluded, groupContext)
+	clear(pathSecret)
 	return commitSecret, err
 }
 

@@ -14,6 +14,29 @@
 //
 // A Tree is not safe for concurrent use, even for reads (reads fill caches);
 // clones are independent of each other.
+//
+// How a group uses it:
+//
+//   - Joining (§12.4.3.1): Decode (or Import) the ratchet_tree, Validate with
+//     the GroupInfo's GroupContext (tree hash, every leaf, every chain),
+//     FindLeaf for the own KeyPackage leaf, NewPrivate with its HPKE key, and
+//     InstallPathSecret at the common ancestor with the committer when
+//     GroupSecrets carries a path secret.
+//   - Proposals (§12.1, §12.3): ValidateLeafNode (source key_package for
+//     Add, update for Update) against the tree as it stands, then AddLeaf,
+//     UpdateLeaf, RemoveLeaf in the RFC's order.
+//   - Committing (§12.4.1): on the tree after the proposals,
+//     GenerateUpdatePath, TreeHash for the provisional GroupContext,
+//     PathSecrets.Encrypt excluding the leaves just added; CommitSecret,
+//     PathSecretFor (Welcome) and Private (the new private state).
+//   - Processing a commit (§12.4.2): ValidateLeafNode (source commit) on the
+//     path's leaf, MergeUpdatePath, TreeHash for the provisional
+//     GroupContext, Private.DecryptPath for the commit_secret.
+//   - External commits: AllocateLeaf gives the committer's leaf on both
+//     sides.
+//
+// Clone the tree (and Private) before a commit so that a failure, or a
+// later decision to keep the previous epoch, leaves the old state intact.
 package tree
 
 import (
