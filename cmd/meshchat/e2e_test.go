@@ -314,6 +314,18 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// B follows the group; its stream must end when B is removed.
+	followCtx, cancelFollow := context.WithTimeout(context.Background(), e2eCommandTimeout)
+	defer cancelFollow()
+	follow := exec.CommandContext(followCtx, bin, "read", "--follow", "--json", "--data-dir", dirB, topic)
+	var followOut, followErr bytes.Buffer
+	follow.Stdout, follow.Stderr = &followOut, &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	followDone := make(chan error, 1)
+	go func() { followDone <- follow.Wait() }()
+
 	// A removes B: B learns it, and cannot read what A sends next.
 	must(t, bin, "remove", "--data-dir", dirA, topic, ids["B"])
 	eventually(t, "B to see its removal", func() bool {
@@ -326,6 +338,18 @@ func TestEndToEnd(t *testing.T) {
 	})
 	if _, errOut, code := run(t, bin, "", "send", "--data-dir", dirB, topic, "still here?"); code != exitFailure || !strings.Contains(errOut, "removed") {
 		t.Errorf("send by a removed member: exit %d, stderr %q", code, errOut)
+	}
+	select {
+	case err := <-followDone:
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != exitFailure || !strings.Contains(followErr.String(), "removed from the group") {
+			t.Errorf("read --follow on the removed member: %v, stderr %q", err, followErr.String())
+		}
+		if n := strings.Count(followOut.String(), "\n"); n < 3 || strings.Contains(followOut.String(), "after removal") {
+			t.Errorf("read --follow on the removed member printed %d lines: %q", n, followOut.String())
+		}
+	case <-time.After(e2eWait):
+		t.Error("read --follow did not end when its node was removed")
 	}
 
 	// C rotates; A and C agree on the new epoch.
@@ -340,6 +364,14 @@ func TestEndToEnd(t *testing.T) {
 	})
 	if hasMessage(messagesOn(t, bin, dirB, topic), ids["A"], "after removal") {
 		t.Error("the removed member B has the message sent after its removal")
+	}
+
+	// An invite-only group refuses a join by bare topic ID: join times out
+	// with a clear reason.
+	private := strings.TrimSpace(must(t, bin, "create", "--invite", "--data-dir", dirA, "private"))
+	if out, errOut, code := run(t, bin, "", "join", "--timeout", "3s", "--data-dir", dirC, private); code != exitFailure || out != "" ||
+		!strings.Contains(errOut, "not admitted within 3s") || !strings.Contains(errOut, "invite code") {
+		t.Errorf("join of an invite-only group without a code: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
 	// SIGTERM C, restart it on the same data directory.
