@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -357,5 +359,112 @@ func TestClientAgainstDaemon(t *testing.T) {
 		if code != exitFailure || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("meshchat %v: exit %d, stdout %q, stderr %q; want one line with %q", args, code, out, errOut, tc.want)
 		}
+	}
+}
+
+// TestCustomSocket runs the daemon with --api elsewhere than the data
+// directory, reaches it with --api and with MESHCHAT_API, and checks that
+// the socket is private and removed at shutdown.
+func TestCustomSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runDaemon(ctx, daemonOptions{dataDir: dir, api: sock, listen: []string{"/ip4/127.0.0.1/tcp/0"},
+			logFormat: "json", logLevel: "error"}, io.Discard, io.Discard, nil)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, code := cli(t, nil, "", "id", "--api", sock); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("daemon with --api did not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if info, err := os.Stat(sock); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("socket: %v %v", err, info)
+	}
+	if _, err := os.Stat(filepath.Join(dir, apiSocketName)); !os.IsNotExist(err) {
+		t.Errorf("a socket in the data directory too: %v", err)
+	}
+	t.Setenv(envAPI, sock)
+	if _, errOut, code := cli(t, nil, "", "groups"); code != 0 {
+		t.Errorf("groups with %s: %s", envAPI, errOut)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+	done <- nil
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after shutdown: %v", err)
+	}
+}
+
+// TestOwnerListenerRefusesOthers checks the SO_PEERCRED gate: a listener that
+// belongs to another user drops our connections.
+func TestOwnerListenerRefusesOthers(t *testing.T) {
+	if !peerCredentials {
+		t.Skip("no peer credentials on this platform")
+	}
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := listenOwnerOnly(sock, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acceptOnce := func(l net.Listener) <-chan net.Conn {
+		ch := make(chan net.Conn, 1)
+		go func() {
+			c, err := l.Accept()
+			if err == nil {
+				ch <- c
+			}
+			close(ch)
+		}()
+		return ch
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// Same user: accepted.
+	accepted := acceptOnce(ln)
+	c := dial()
+	defer c.Close()
+	select {
+	case a := <-accepted:
+		if a == nil {
+			t.Fatal("accept failed")
+		}
+		a.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("own connection not accepted")
+	}
+
+	// The same socket as if it belonged to someone else: our connection
+	// is closed, never handed to the server.
+	other := &ownerListener{Listener: ln.(*ownerListener).Listener, uid: os.Getuid() + 1, log: slog.New(slog.DiscardHandler)}
+	accepted = acceptOnce(other)
+	c2 := dial()
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("connection of another user: read %v, want EOF (closed by the daemon)", err)
+	}
+	ln.Close()
+	if a := <-accepted; a != nil {
+		t.Errorf("connection of another user accepted")
 	}
 }
