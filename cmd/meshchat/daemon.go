@@ -15,7 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/meshchat/meshchat/node"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 )
 
@@ -107,6 +109,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 func runDaemon(ctx context.Context, opts daemonOptions, stdout, stderr io.Writer, stop func()) error {
 	log, err := newLogger(stderr, opts.logFormat, opts.logLevel)
 	if err != nil {
+		return err
+	}
+	if err := checkAddrs(opts.listen, opts.bootstrap); err != nil {
 		return err
 	}
 	dataDir, err := resolveDataDir(opts.dataDir)
@@ -201,6 +206,26 @@ func runDaemon(ctx context.Context, opts daemonOptions, stdout, stderr io.Writer
 	log.Info("stopped")
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("control API: %w", serveErr)
+	}
+	return nil
+}
+
+// checkAddrs rejects malformed --listen and --bootstrap values before
+// anything starts.
+func checkAddrs(listen, bootstrap []string) error {
+	for _, s := range listen {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return usagef("bad --listen %q: %v (example: /ip4/0.0.0.0/tcp/4001)", s, err)
+		}
+	}
+	for _, s := range bootstrap {
+		a, err := ma.NewMultiaddr(s)
+		if err == nil {
+			_, err = peer.AddrInfoFromP2pAddr(a)
+		}
+		if err != nil {
+			return usagef("bad --bootstrap %q: %v (want a full multiaddr ending in /p2p/<peer ID>, as 'meshchat id --addrs' prints)", s, err)
+		}
 	}
 	return nil
 }

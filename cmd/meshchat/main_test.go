@@ -136,6 +136,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"daemon", "--data-dir", dir, "--log-format", "xml"}, "bad --log-format"},
 		{[]string{"daemon", "--data-dir", dir, "--log-level", "loud"}, "bad --log-level"},
 		{[]string{"send", "--data-dir", dir, "topic"}, "nothing to send"},
+		{[]string{"daemon", "--data-dir", dir, "--listen", "tcp:4001"}, "bad --listen"},
+		{[]string{"daemon", "--data-dir", dir, "--bootstrap", "/ip4/127.0.0.1/tcp/4001"}, "bad --bootstrap"},
 	} {
 		out, errOut, code := cli(t, nil, "", tc.args...)
 		if code != exitUsage {

@@ -119,3 +119,24 @@ func TestReadmeCommands(t *testing.T) {
 		t.Errorf("found only %d command mentions; is the README complete?", seen)
 	}
 }
+
+// TestReadmeGoDoc runs every "go doc" command the README mentions.
+func TestReadmeGoDoc(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go doc; skipped with -short")
+	}
+	re := regexp.MustCompile("`(go doc [^`]+)`")
+	found := 0
+	for _, m := range re.FindAllStringSubmatch(readme(t), -1) {
+		found++
+		args := strings.Fields(m[1])
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) == 0 {
+			t.Errorf("%s: %v\n%s", m[1], err, out)
+		}
+	}
+	if found == 0 {
+		t.Error("README mentions no go doc command")
+	}
+}
