@@ -20,6 +20,15 @@
 //	POST   /v1/groups/{topic}/members           add {"peer_id"} (KeyPackage from the DHT)
 //	DELETE /v1/groups/{topic}/members/{peer}    remove
 //	POST   /v1/groups/{topic}/rotate            self-update commit (new epoch)
+//
+// Status codes: 400 malformed input, 404 unknown group, 409 not (or no longer)
+// a member / already a member / not a member, 504 not admitted or not done in
+// time, 500 anything else. A followed message stream ends with one line
+// {"event": "removed"|"lagged"|"shutdown", "topic": ...} when this node is
+// removed from the group, falls too far behind, or the daemon stops.
+//
+// The socket is created with mode 0600 and, on Linux, connections from other
+// users are refused after checking SO_PEERCRED.
 package main
 
 import (
