@@ -11,6 +11,9 @@ import (
 	"github.com/meshchat/meshchat/mls"
 )
 
+// maxParallelLookups bounds the concurrent DHT lookups of one Add.
+const maxParallelLookups = 8
+
 // incomingCommit is a commit from another member, verified by mls against
 // the current state.
 type incomingCommit struct {
@@ -164,8 +167,16 @@ func (g *Group) Add(ctx context.Context, ids ...peer.ID) error {
 	kps := make([]*mls.KeyPackage, len(ids))
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelLookups)
 	for i, id := range ids {
 		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("add %s: %w", id, ctx.Err())
+				return
+			}
 			kps[i], errs[i] = g.n.lookupKeyPackage(ctx, id, suite, g.wasAdded)
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("add %s: %w", id, errs[i])

@@ -100,6 +100,7 @@ func mockCluster(t testing.TB, k, degree int) ([]*Node, mocknet.Mocknet) {
 	for i := range k {
 		cfg := testConfig(t, t.TempDir())
 		cfg.ListenAddrs = nil
+		cfg.dhtQueryTimeout = time.Minute
 		ip := fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i/65536%256, i/256%256, i%256+1)
 		cfg.newHost = func(key crypto.PrivKey) (host.Host, error) {
 			return mn.AddPeer(key, ma.StringCast(ip))
@@ -131,7 +132,7 @@ func mockCluster(t testing.TB, k, degree int) ([]*Node, mocknet.Mocknet) {
 	// on the peers closest to their keys.
 	want := min(k-1, 8)
 	for _, n := range nodes {
-		waitFor(t, 30*time.Second, "routing table", func() bool { return n.dir.RoutingTableSize() >= want })
+		waitFor(t, 120*time.Second, "routing table", func() bool { return n.dir.RoutingTableSize() >= want })
 	}
 	var wg sync.WaitGroup
 	for _, n := range nodes {
