@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/meshchat/meshchat/node"
 	"github.com/spf13/cobra"
@@ -230,6 +231,27 @@ func (d *demo) add(ctx context.Context, adder *demoNode, joiners []*demoNode) bo
 			return false
 		}
 		d.collect(j)
+	}
+	// A member added by peer ID subscribes to the group's topic only once
+	// it has the Welcome; GossipSub delivers nothing published before its
+	// neighbours know that subscription, so wait for it to spread.
+	return d.check(d.waitFor(ctx, d.topicSettled), "every member's GossipSub neighbours know it is on the group's topic")
+}
+
+// topicSettled reports whether every member is known as a subscriber of the
+// group's topic by every other member it is connected to.
+func (d *demo) topicSettled() bool {
+	ms := d.members()
+	for _, m := range ms {
+		known := make(map[peer.ID]bool)
+		for _, p := range m.g.Peers() {
+			known[p] = true
+		}
+		for _, o := range ms {
+			if o != m && m.n.Host().Network().Connectedness(o.n.ID()) == network.Connected && !known[o.n.ID()] {
+				return false
+			}
+		}
 	}
 	return true
 }
