@@ -40,6 +40,9 @@ type groupInfo struct {
 	// Removed reports that this node was removed from the group; its
 	// history stays readable, nothing new arrives.
 	Removed bool `json:"removed"`
+	// TopicPeers are the peers this node currently sees on the group's
+	// GossipSub topic: online members, and anyone else who subscribed.
+	TopicPeers []string `json:"topic_peers"`
 }
 
 // messageInfo is one application message: a line of "read --json".
@@ -112,6 +115,10 @@ func groupInfoOf(g *node.Group) groupInfo {
 		EpochAuthenticator: hex.EncodeToString(g.EpochAuthenticator()),
 		Removed:            g.Removed(),
 		Members:            []memberInfo{},
+		TopicPeers:         []string{},
+	}
+	for _, p := range g.Peers() {
+		info.TopicPeers = append(info.TopicPeers, p.String())
 	}
 	for _, m := range g.Members() {
 		info.Members = append(info.Members, memberInfo{PeerID: m.PeerID.String(), Leaf: m.Leaf, Self: m.Self})

@@ -261,7 +261,7 @@ func chatLine(ctx context.Context, c *client, ui *chatUI, echoes *echoTracker, t
 		if err := c.call(rctx, http.MethodGet, groupPath(topic), nil, &g); err != nil {
 			return false, err
 		}
-		ui.status(fmt.Sprintf("group %q (%s) %s: epoch %d, %s, epoch authenticator %s", g.Name, g.Policy, g.Topic, g.Epoch, members(len(g.Members)), shortHex(g.EpochAuthenticator)))
+		ui.status(fmt.Sprintf("group %q (%s) %s: epoch %d, %s, %d peers on the topic, epoch authenticator %s", g.Name, g.Policy, g.Topic, g.Epoch, members(len(g.Members)), len(g.TopicPeers), shortHex(g.EpochAuthenticator)))
 	default:
 		return false, fmt.Errorf("unknown command %s (%s)", line, chatHelp)
 	}

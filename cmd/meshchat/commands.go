@@ -349,7 +349,8 @@ func newGroupsCommand() *cobra.Command {
 		`List the node's groups, one per line: topic ID, epoch, member count, policy,
 name, and "removed" for groups this node was removed from. With --json, print
 an array of objects with topic, name, policy, epoch, epoch_authenticator,
-members and removed.`,
+members, removed and topic_peers (peers currently seen on the group's
+topic).`,
 		exactArgs(), func(cmd *cobra.Command, c *client, _ []string) error {
 			ctx, cancel := timeoutContext(cmd, defaultRequestTimeout)
 			defer cancel()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -393,6 +394,12 @@ func TestEndToEnd(t *testing.T) {
 	if !hasMessage(messagesOn(t, bin, dirC, topic), ids["A"], "hello from A") {
 		t.Error("restarted C lost its history")
 	}
+	// A publishes to the peers it knows on the topic: wait until the
+	// restarted C is one of them.
+	eventually(t, "A to see the restarted C on the topic", func() bool {
+		g, _ := groupOn(t, bin, dirA, topic)
+		return slices.Contains(g.TopicPeers, ids["C"])
+	})
 	must(t, bin, "send", "--data-dir", dirA, topic, "welcome back")
 	eventually(t, "restarted C to receive a new message", func() bool {
 		return hasMessage(messagesOn(t, bin, dirC, topic), ids["A"], "welcome back")
