@@ -159,6 +159,26 @@ func (n *Node) newKeyPackage(kind keyPackageKind) (*ownKeyPackage, error) {
 	return kp, nil
 }
 
+// storeKeyPackageLocked rewrites kp's record with a new kind and creation
+// time. The caller holds kpMu.
+func (n *Node) storeKeyPackageLocked(kp *ownKeyPackage, kind keyPackageKind, created time.Time) error {
+	enc, err := kp.priv.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	defer clear(enc)
+	rec, err := (&keyPackageRecord{Kind: kind, Created: created, Private: enc}).marshal()
+	if err != nil {
+		return err
+	}
+	defer clear(rec)
+	if err := n.store.Update(func(tx Tx) error { return tx.Put(bucketKeyPackages, kp.ref, rec) }); err != nil {
+		return err
+	}
+	kp.kind, kp.created = kind, created
+	return nil
+}
+
 // ensureBundle makes sure the node holds cfg.KeyPackages unexpired one-time
 // KeyPackages and one last-resort KeyPackage, creating and persisting the
 // missing ones (before anything is published).
@@ -197,7 +217,12 @@ func (n *Node) renewKeyPackages() {
 	for ref, kp := range n.kps {
 		_, notAfter := kp.priv.KeyPackage().Lifetime()
 		if kp.kind != kpJoin && notAfter.Sub(now) < keyPackageRenew {
-			kp.kind = kpJoin // kept like a join KeyPackage: private part only
+			// Kept like a join KeyPackage (private part only, out of
+			// the bundle) for Welcomes still on their way.
+			if err := n.storeKeyPackageLocked(kp, kpJoin, now); err != nil {
+				n.log.Warn("retire KeyPackage", "err", err)
+				continue
+			}
 			retire = append(retire, []byte(ref))
 		}
 		if kp.kind == kpJoin && now.Sub(kp.created) > joinKeyPackageTTL {

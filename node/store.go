@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,9 +24,6 @@ const (
 )
 
 var allBuckets = []string{bucketMeta, bucketKeyPackages, bucketGroups, bucketHistory, bucketOutbox}
-
-// ErrStoreClosed reports use of a closed store.
-var ErrStoreClosed = errors.New("node: store closed")
 
 // Store is the node's persistent storage: named buckets of byte keys and
 // values with atomic multi-key transactions. The node keeps its MLS identity,
