@@ -242,25 +242,63 @@ func (p *privState) decryptPath(t *tree.Tree, sender treemath.LeafIndex, up *wir
 	return commitSecret, nil
 }
 
+// recordingReader passes reads through to r and keeps a copy of every byte
+// handed out.
+type recordingReader struct {
+	r   io.Reader
+	buf []byte
+}
+
+// Read implements io.Reader.
+func (rr *recordingReader) Read(b []byte) (int, error) {
+	n, err := rr.r.Read(b)
+	rr.buf = append(rr.buf, b[:n]...)
+	return n, err
+}
+
 // generatePath runs tree.GenerateUpdatePath for leaf in t and returns, with
-// the PathSecrets, this member's private state after the update: the new
-// leaf key and the path secret and key pair of every node of the filtered
-// direct path, copied from the PathSecrets (which the caller zeroes).
+// the PathSecrets, this member's private state after the update. The tree
+// layer keeps the new leaf key and path secrets to itself; they are
+// recovered by replaying the randomness it consumed (the leaf key pair,
+// then path_secret[0], RFC 9420 §7.4), and every derived key is checked
+// against the tree and the commit secret against the tree layer's, so a
+// different consumption order is an error, never a wrong state.
 func generatePath(cs *ciphersuite.Suite, t *tree.Tree, leaf treemath.LeafIndex, template *wire.LeafNode, signer *ciphersuite.SigningKey, groupID []byte, rand io.Reader) (*tree.PathSecrets, *privState, error) {
-	ps, err := t.GenerateUpdatePath(leaf, template, signer, groupID, rand)
+	rec := &recordingReader{r: rand}
+	ps, err := t.GenerateUpdatePath(leaf, template, signer, groupID, rec)
 	if err != nil {
 		return nil, nil, mapTreeError(err)
 	}
-	p := &privState{
-		cs:       cs,
-		leaf:     leaf,
-		leafPriv: bytes.Clone(ps.LeafPrivateKey()),
-		leafPub:  ps.Leaf().EncryptionKey,
-		nodes:    make(map[treemath.NodeIndex]nodeKey, ps.NodeCount()),
+	defer clear(rec.buf)
+	replay := bytes.NewReader(rec.buf)
+	leafPriv, leafPub, err := cs.GenerateHPKEKey(replay)
+	if err != nil || !bytes.Equal(leafPub, ps.Leaf().EncryptionKey) {
+		ps.Zero()
+		return nil, nil, errors.New("recover the new leaf key: replayed key does not match")
 	}
-	for i := range ps.NodeCount() {
-		x, secret, priv, pub := ps.Node(i)
-		p.nodes[x] = nodeKey{secret: bytes.Clone(secret), priv: bytes.Clone(priv), pub: pub}
+	p, err := newPrivState(cs, leaf, leafPriv)
+	clear(leafPriv)
+	if err != nil {
+		ps.Zero()
+		return nil, nil, err
+	}
+	path, err := t.FilteredDirectPath(leaf)
+	if err != nil {
+		ps.Zero()
+		return nil, nil, err
+	}
+	commitSecret := make([]byte, cs.HashSize())
+	if _, err := io.ReadFull(replay, commitSecret); err != nil {
+		ps.Zero()
+		return nil, nil, errors.New("recover the path secrets: short replay")
+	}
+	if commitSecret, err = p.setChain(t, path, nil, commitSecret); err != nil {
+		ps.Zero()
+		return nil, nil, fmt.Errorf("recover the path secrets: %w", err)
+	}
+	if !bytes.Equal(commitSecret, ps.CommitSecret()) {
+		ps.Zero()
+		return nil, nil, errors.New("recover the path secrets: commit secret does not match")
 	}
 	return ps, p, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"sync"
 	"testing"
@@ -211,16 +212,36 @@ func buildWarmGroup(tb testing.TB, sh warmShape, n int) *warmGroup {
 // records the new leaf key and path secrets.
 func (w *warmGroup) commit(tb testing.TB, t *tree.Tree, i treemath.LeafIndex) {
 	tb.Helper()
+	path, err := t.FilteredDirectPath(i)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	template := *t.Leaf(i)
-	ps, err := t.GenerateUpdatePath(i, &template, w.ids[i].key, w.groupID, rand.Reader)
+	rec := &warmRecorder{r: rand.Reader}
+	ps, err := t.GenerateUpdatePath(i, &template, w.ids[i].key, w.groupID, rec)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer ps.Zero()
-	w.leafPriv[i] = bytes.Clone(ps.LeafPrivateKey())
-	for k := range ps.NodeCount() {
-		x, secret, _, _ := ps.Node(k)
-		w.secrets[x] = bytes.Clone(secret)
+	// Recover the secrets from the randomness consumed: the leaf key pair,
+	// then path_secret[0] (RFC 9420 §7.4), the rest derived from it.
+	replay := bytes.NewReader(rec.buf)
+	leafPriv, leafPub, err := w.cs.GenerateHPKEKey(replay)
+	if err != nil || !bytes.Equal(leafPub, ps.Leaf().EncryptionKey) {
+		tb.Fatalf("replay leaf key: %v", err)
+	}
+	w.leafPriv[i] = leafPriv
+	secret := make([]byte, w.cs.HashSize())
+	if _, err := io.ReadFull(replay, secret); err != nil {
+		tb.Fatal(err)
+	}
+	for k, x := range path {
+		if k > 0 {
+			if secret, err = w.cs.DeriveSecret(secret, "path"); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		w.secrets[x] = secret
 	}
 	// Nodes on the direct path but off the filtered one were blanked.
 	n := treemath.LeafCount(t.LeafCount())
@@ -235,6 +256,19 @@ func (w *warmGroup) commit(tb testing.TB, t *tree.Tree, i treemath.LeafIndex) {
 		}
 		x = p
 	}
+}
+
+// warmRecorder passes reads through to r and keeps a copy of every byte
+// handed out, so that the secrets a path generation drew can be recovered.
+type warmRecorder struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (rr *warmRecorder) Read(b []byte) (int, error) {
+	n, err := rr.r.Read(b)
+	rr.buf = append(rr.buf, b[:n]...)
+	return n, err
 }
 
 // member returns the Group of the member at leaf i: its own copy of the

@@ -163,21 +163,6 @@ func (ps *PathSecrets) PathSecretFor(joiner LeafIndex) ([]byte, bool) {
 	return nil, false
 }
 
-// LeafPrivateKey is the HPKE private key of the committer's new leaf. The
-// slice is the PathSecrets' own: copy it to keep it past Zero.
-func (ps *PathSecrets) LeafPrivateKey() []byte { return ps.leafPriv }
-
-// NodeCount is the number of nodes of the filtered direct path.
-func (ps *PathSecrets) NodeCount() int { return len(ps.nodes) }
-
-// Node returns node i of the filtered direct path (from the leaf up) with
-// its path secret and the key pair derived from it (RFC 9420 §7.4), so that
-// a committer can keep them without deriving them again. The slices are the
-// PathSecrets' own: copy them to keep them past Zero.
-func (ps *PathSecrets) Node(i int) (x NodeIndex, pathSecret, priv, pub []byte) {
-	return ps.nodes[i], ps.secrets[i], ps.privs[i], ps.pubs[i]
-}
-
 // Private returns the committer's private state after the update: its new
 // leaf key and the keys of every node of its filtered direct path.
 func (ps *PathSecrets) Private() *Private {
