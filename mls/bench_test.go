@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/meshchat/meshchat/mls/internal/tree"
 )
 
 // Benchmarks of every group operation at N = 10, 100, 1,000 and 10,000
@@ -96,8 +99,15 @@ func batchGroup(b *testing.B, n int) (creator, far, sibling *Group) {
 	return pc.Next, far, sibling
 }
 
-// forShapes runs f as the sub-benchmarks shape/N=n.
+// forShapes runs f as the sub-benchmarks shape/N=n, reporting the CPU time
+// per operation.
 func forShapes(b *testing.B, f func(b *testing.B, bf *benchFixture)) {
+	forShapesCPU(b, true, f)
+}
+
+// forShapesCPU is forShapes; cpu says whether to report the CPU time of
+// the whole loop.
+func forShapesCPU(b *testing.B, cpu bool, f func(b *testing.B, bf *benchFixture)) {
 	shapes := []string{warmFull.name, warmBlank25.name}
 	if *benchBatch {
 		shapes = append(shapes, "batch")
@@ -110,11 +120,13 @@ func forShapes(b *testing.B, f func(b *testing.B, bf *benchFixture)) {
 				}
 				bf := getBenchFixture(b, shape, n)
 				b.ReportAllocs()
-				cpu := startCPU()
+				meter := startCPU()
 				b.ResetTimer()
 				f(b, bf)
 				b.StopTimer()
-				cpu.report(b)
+				if cpu {
+					meter.report(b)
+				}
 			})
 		}
 	}
@@ -271,6 +283,30 @@ func BenchmarkJoin(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// BenchmarkTreeHash: hashing a whole received ratchet tree, as a joiner
+// does (RFC 9420 §7.8), the "tree hashing" term of the join bound. Decoding
+// the tree is not timed; cpu-ns/op counts the hashing alone.
+func BenchmarkTreeHash(b *testing.B) {
+	forShapesCPU(b, false, func(b *testing.B, bf *benchFixture) {
+		raw := bf.far.RatchetTree()
+		var cpu time.Duration
+		for b.Loop() {
+			b.StopTimer()
+			t, err := tree.Decode(bf.far.cs, raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			start := processCPU()
+			if _, err := t.TreeHash(); err != nil {
+				b.Fatal(err)
+			}
+			cpu += processCPU() - start
+		}
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	})
 }
 
