@@ -4,6 +4,7 @@
 //	meshbench peer       run the same scenario with ts-mls (Node.js) too, print per-op ratios
 //	meshbench mesh       deliver messages in a 100-node mesh on mocknet, write a CSV
 //	meshbench plot       draw PNGs from the benchmark output and the CSVs
+//	meshbench report     check the benchmark output against the targets (same-run ratios)
 //
 // The scenario is the one of bench/peer/tsmls.mjs: N key packages, a group
 // created, N-1 members added in one commit (Welcome with the ratchet tree),
@@ -35,6 +36,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newScenarioCommand(), newPeerCommand(), newMeshCommand(), newPlotCommand())
+	root.AddCommand(newScenarioCommand(), newPeerCommand(), newMeshCommand(), newPlotCommand(), newReportCommand())
 	return root
 }
