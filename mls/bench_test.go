@@ -261,6 +261,34 @@ func BenchmarkAdd(b *testing.B) {
 	})
 }
 
+// BenchmarkAddBatch: a group's creator commits adding N-1 members at once
+// (the KeyPackages already parsed), with the Welcome for all of them
+// (ratchet tree inside): how groups are usually grown. Every new member's
+// GroupSecrets are encrypted with the whole encrypted GroupInfo as HPKE
+// context (RFC 9420 §12.4.3.1).
+func BenchmarkAddBatch(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			if testing.Short() && n > 1000 {
+				b.Skip("large group skipped in -short mode")
+			}
+			kps := make([]*KeyPackage, n-1)
+			for i := range kps {
+				kps[i] = newTestClient(b, fmt.Sprintf("member-%d", i+1), nil).kp.KeyPackage()
+			}
+			g := must[*Group](b)(NewGroup(newTestClient(b, "creator", nil).id, nil, nil))
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				if _, err := g.AddMembers(kps...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b)
+		})
+	}
+}
+
 // BenchmarkProcessAdd: another member processes a commit adding one member.
 func BenchmarkProcessAdd(b *testing.B) {
 	forShapes(b, func(b *testing.B, bf *benchFixture) {
