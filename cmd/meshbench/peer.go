@@ -11,14 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func newPeerCommand() *cobra.Command {
-	var sizes, dir, nodeBin, out string
+	var sizes, dir, nodeBin, nodeFlags, out string
 	var messages int
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -45,7 +47,7 @@ A size at which ts-mls does not finish within -timeout is reported as such.`,
 			w := cmd.OutOrStdout()
 			for i, n := range ns {
 				fmt.Fprintf(cmd.ErrOrStderr(), "peer %d/%d: N=%d: ts-mls...\n", i+1, len(ns), n)
-				theirs, perr := runPeer(cmd.Context(), nodeBin, driver, n, messages, timeout)
+				theirs, perr := runPeer(cmd.Context(), nodeBin, strings.Fields(nodeFlags), driver, n, messages, timeout)
 				fmt.Fprintf(cmd.ErrOrStderr(), "peer %d/%d: N=%d: meshchat...\n", i+1, len(ns), n)
 				ours, err := runScenario(n, messages, cmd.ErrOrStderr())
 				if err != nil {
@@ -62,6 +64,11 @@ A size at which ts-mls does not finish within -timeout is reported as such.`,
 	cmd.Flags().IntVarP(&messages, "messages", "m", 100, "application messages sent")
 	cmd.Flags().StringVar(&dir, "dir", "bench/peer", "directory of the ts-mls driver and its node_modules")
 	cmd.Flags().StringVar(&nodeBin, "node", "node", "Node.js executable")
+	// ts-mls encodes a vector by recursing once per element: adding 9,999
+	// members overflows V8's default stack (RangeError: Maximum call stack
+	// size exceeded). 7800 KiB stays below Linux's default 8 MiB main
+	// thread stack.
+	cmd.Flags().StringVar(&nodeFlags, "node-flags", "--stack-size=7800", "flags passed to Node.js before the driver")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "time allowed to ts-mls per group size")
 	cmd.Flags().StringVar(&out, "csv", "peer.csv", "CSV file to write (- for stdout, empty for none)")
 	return cmd
@@ -69,13 +76,14 @@ A size at which ts-mls does not finish within -timeout is reported as such.`,
 
 // runPeer runs the ts-mls driver for one group size and returns the
 // operations it reported, also those before a timeout or failure.
-func runPeer(ctx context.Context, nodeBin, driver string, n, m int, timeout time.Duration) ([]opResult, error) {
+func runPeer(ctx context.Context, nodeBin string, nodeFlags []string, driver string, n, m int, timeout time.Duration) ([]opResult, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c := exec.CommandContext(ctx, nodeBin, driver, strconv.Itoa(n), strconv.Itoa(m))
+	args := append(slices.Clone(nodeFlags), driver, strconv.Itoa(n), strconv.Itoa(m))
+	c := exec.CommandContext(ctx, nodeBin, args...)
 	var stderr bytes.Buffer
 	c.Stderr = &stderr
 	stdout, err := c.StdoutPipe()
@@ -99,19 +107,26 @@ func runPeer(ctx context.Context, nodeBin, driver string, n, m int, timeout time
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return rs, fmt.Errorf("ts-mls did not finish within %v", timeout)
 	case err != nil:
-		return rs, fmt.Errorf("ts-mls: %w: %s", err, lastLine(stderr.Bytes()))
+		return rs, fmt.Errorf("ts-mls: %w: %s", err, firstError(stderr.Bytes()))
 	}
 	return rs, nil
 }
 
-func lastLine(b []byte) string {
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := bytes.TrimSpace(lines[i]); len(l) > 0 {
+// firstError is the first line of Node's stderr that names an error, or
+// its last non-empty line.
+func firstError(b []byte) string {
+	var last string
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		if bytes.Contains(l, []byte("Error")) {
 			return string(l)
 		}
+		last = string(l)
 	}
-	return ""
+	return last
 }
 
 // printComparison prints one size's table: per-operation time of each
