@@ -40,9 +40,13 @@ Inputs that are missing are skipped.`,
 			var wrote []string
 			if benchFile != "" {
 				if _, err := os.Stat(benchFile); err == nil {
-					bs, err := parseBenchFile(benchFile)
+					parsed, err := parseBenchFile(benchFile)
 					if err != nil {
 						return err
+					}
+					var bs []benchResult
+					for _, b := range medianIndex(parsed) {
+						bs = append(bs, b)
 					}
 					for _, shape := range []string{"full", "blank25"} {
 						path := filepath.Join(outDir, "mls-ops-"+shape+".png")

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 )
@@ -36,6 +37,36 @@ func (ix benchIndex) get(name, unit string) (float64, bool) {
 	return v, ok
 }
 
+// medianIndex indexes results by name; a benchmark run several times
+// (-count) gets the median of each metric.
+func medianIndex(bs []benchResult) benchIndex {
+	runs := map[string][]benchResult{}
+	var order []string
+	for _, b := range bs {
+		if _, ok := runs[b.name]; !ok {
+			order = append(order, b.name)
+		}
+		runs[b.name] = append(runs[b.name], b)
+	}
+	ix := benchIndex{}
+	for _, name := range order {
+		rs := runs[name]
+		m := benchResult{name: name, metrics: map[string]float64{}}
+		for unit := range rs[0].metrics {
+			var vs []float64
+			for _, r := range rs {
+				if v, ok := r.metrics[unit]; ok {
+					vs = append(vs, v)
+				}
+			}
+			slices.Sort(vs)
+			m.metrics[unit] = vs[len(vs)/2]
+		}
+		ix[name] = m
+	}
+	return ix
+}
+
 func ms(ns float64) string { return fmt.Sprintf("%.3f ms", ns/1e6) }
 
 // writeReport prints each target of the scale issue with the measured
@@ -43,10 +74,7 @@ func ms(ns float64) string { return fmt.Sprintf("%.3f ms", ns/1e6) }
 // (cpu-ns/op) is used where the machine is shared; wall time is shown
 // beside it.
 func writeReport(w io.Writer, bs []benchResult) error {
-	ix := benchIndex{}
-	for _, b := range bs {
-		ix[b.name] = b
-	}
+	ix := medianIndex(bs)
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
