@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshchat/meshchat/mls/internal/tree"
+	"github.com/meshchat/meshchat/mls/internal/treemath"
 )
 
 // Benchmarks of every group operation at N = 10, 100, 1,000 and 10,000
@@ -364,6 +365,110 @@ func BenchmarkSealOpen(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// BenchmarkSealOpenVsSignVerify interleaves, in every iteration, one
+// seal+open of a 100-byte message with one bare signature plus
+// verification of the same size of content, and reports the two times and
+// their ratio ("bound-%": the message rate as a percentage of the rate one
+// signature plus one verification allow). Interleaving puts both under the
+// same load, so the ratio holds on a busy machine.
+func BenchmarkSealOpenVsSignVerify(b *testing.B) {
+	forShapesCPU(b, false, func(b *testing.B, bf *benchFixture) {
+		cs := bf.committer.cs
+		key := bf.committer.id.key
+		pub := bf.committer.id.pub
+		msg := make([]byte, 100)
+		content := make([]byte, 200)
+		var so, sv time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			ct, err := bf.committer.Seal(msg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bf.far.ProcessMessage(ct); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			sig, err := cs.SignWithLabel(key, labelFramedContentTBS, content)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := cs.VerifyWithLabel(pub, labelFramedContentTBS, content, sig); err != nil {
+				b.Fatal(err)
+			}
+			sv += time.Since(t1)
+			so += t1.Sub(t0)
+		}
+		b.ReportMetric(float64(so)/float64(b.N), "sealopen-ns/op")
+		b.ReportMetric(float64(sv)/float64(b.N), "signverify-ns/op")
+		b.ReportMetric(100*float64(sv)/float64(so), "bound-%")
+	})
+}
+
+// BenchmarkUpdateVsFloor interleaves a self-update commit with the
+// cryptography it cannot avoid: for each node of the committer's filtered
+// direct path one HPKE encryption per node of the copath child's
+// resolution and one key pair derivation, a key pair for the new leaf, and
+// two signatures (leaf and commit). It reports both times and
+// "floor-%", the floor as a percentage of the commit.
+func BenchmarkUpdateVsFloor(b *testing.B) {
+	forShapesCPU(b, false, func(b *testing.B, bf *benchFixture) {
+		g := bf.committer
+		cs := g.cs
+		path, err := g.tree.FilteredDirectPath(treemath.LeafIndex(g.myLeaf))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var pubs [][]byte
+		n := treemath.LeafCount(g.tree.LeafCount())
+		for _, x := range path {
+			l, _ := treemath.Left(x, n)
+			r, _ := treemath.Right(x, n)
+			c := l
+			if underNode(treemath.LeafIndex(g.myLeaf), l, n) {
+				c = r
+			}
+			res, err := g.tree.Resolution(c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, y := range res {
+				pubs = append(pubs, g.tree.EncryptionKey(y))
+			}
+		}
+		secret, context, content := make([]byte, 32), make([]byte, 120), make([]byte, 300)
+		var commit, floor time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := g.Update(); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			for _, pub := range pubs {
+				if _, _, err := cs.EncryptWithLabel(pub, labelUpdatePathNode, context, secret, rand.Reader); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range len(path) + 1 {
+				if _, _, err := cs.DeriveKeyPair(secret); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range 2 {
+				if _, err := cs.SignWithLabel(g.id.key, labelFramedContentTBS, content); err != nil {
+					b.Fatal(err)
+				}
+			}
+			floor += time.Since(t1)
+			commit += t1.Sub(t0)
+		}
+		b.ReportMetric(float64(commit)/float64(b.N), "commit-ns/op")
+		b.ReportMetric(float64(floor)/float64(b.N), "floor-ns/op")
+		b.ReportMetric(100*float64(floor)/float64(commit), "floor-%")
+		b.ReportMetric(float64(len(pubs)), "encryptions")
 	})
 }
 
