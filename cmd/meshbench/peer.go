@@ -56,8 +56,13 @@ A size at which ts-mls does not finish within -timeout is reported as such.`,
 				printComparison(w, n, ours, theirs, perr)
 				all = append(all, ours...)
 				all = append(all, theirs...)
+				// Written after every size, so that a long run that is
+				// interrupted keeps what it measured.
+				if err := writeCSVFile(out, all); err != nil {
+					return err
+				}
 			}
-			return writeCSVFile(out, all)
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&sizes, "sizes", "n", "10,100,1000", "group sizes, comma separated")
