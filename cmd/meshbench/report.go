@@ -141,6 +141,22 @@ func writeReport(w io.Writer, bs []benchResult) error {
 					n, ms(so), 1e9/so, ms(signVerify), 1e9/signVerify, 100*ratio, verdict(ratio >= 0.7))
 			}
 		}
+		// The interleaved measurements (both sides under the same load).
+		for _, n := range []int{1000, 10000} {
+			if b, ok := ix.get(name("SealOpenVsSignVerify", n, ""), "bound-%"); ok {
+				so, _ := ix.get(name("SealOpenVsSignVerify", n, ""), "sealopen-ns/op")
+				sv, _ := ix.get(name("SealOpenVsSignVerify", n, ""), "signverify-ns/op")
+				fmt.Fprintf(w, "interleaved, N=%d: seal+open %s, sign+verify %s: message rate %.0f%% of the bound (target ≥ 70%%): %s\n",
+					n, ms(so), ms(sv), b, verdict(b >= 70))
+			}
+			if f, ok := ix.get(name("UpdateVsFloor", n, ""), "floor-%"); ok {
+				c, _ := ix.get(name("UpdateVsFloor", n, ""), "commit-ns/op")
+				fl, _ := ix.get(name("UpdateVsFloor", n, ""), "floor-ns/op")
+				e, _ := ix.get(name("UpdateVsFloor", n, ""), "encryptions")
+				fmt.Fprintf(w, "interleaved, N=%d: self-update commit %s; its unavoidable cryptography (%.0f HPKE encryptions, %.0f key derivations, 2 signatures) %s: the floor is %.0f%% of the commit\n",
+					n, ms(c), e, e+1, ms(fl), f)
+			}
+		}
 		// Memory.
 		for _, c := range []string{"0commits", "3commits"} {
 			st, ok := ix.get(name("MemberState", 10000, c), "B/state")
