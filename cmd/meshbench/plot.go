@@ -288,7 +288,7 @@ func plotMeshLatency(rows []meshRow, dir string) (string, error) {
 // pairwise encryption to every other member.
 func plotMeshBytes(rows []meshRow, dir string) (string, error) {
 	p := plot.New()
-	p.Title.Text = "Bytes sent per message per node"
+	p.Title.Text = "Bytes sent per message: per node on average, and by the sender"
 	p.X.Label.Text = "mesh size (nodes, all members of one group)"
 	p.Y.Label.Text = "bytes"
 	p.Y.Scale = plot.LogScale{}
@@ -301,6 +301,8 @@ func plotMeshBytes(rows []meshRow, dir string) (string, error) {
 		{"MLS group message over GossipSub (measured, net of idle)", func(r meshRow) float64 { return r.PerNodeNet }},
 		{"pairwise to n-1, sent directly (computed)", func(r meshRow) float64 { _, v := r.pairwise(); return v }},
 		{"pairwise to n-1, over the same GossipSub (computed)", func(r meshRow) float64 { return float64(r.Nodes-1) * r.PerNodeNet }},
+		{"MLS: the publisher's upload (measured)", func(r meshRow) float64 { return r.Publisher }},
+		{"pairwise: the sender's upload (computed)", func(r meshRow) float64 { s, _ := r.pairwise(); return s }},
 	}
 	for i, s := range series {
 		var pts plotter.XYs
