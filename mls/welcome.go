@@ -100,6 +100,12 @@ func (g *Group) buildWelcome(ks *keyschedule.EpochSecrets, ap *applied, ps *tree
 	w := &wire.Welcome{CipherSuite: g.ctx.CipherSuite, EncryptedGroupInfo: aead.Seal(nil, nonce, giRaw, nil)}
 	w.Secrets = make([]wire.EncryptedGroupSecrets, 0, len(ap.added))
 	rand := g.cfg.rand()
+	// Every entry is encrypted with the encrypted GroupInfo as context;
+	// it is hashed once for all of them.
+	enc, err := g.cs.NewLabeledEncryptor(labelWelcome, w.EncryptedGroupInfo)
+	if err != nil {
+		return nil, err
+	}
 	for _, a := range ap.added {
 		gs := wire.GroupSecrets{JoinerSecret: ks.JoinerSecret, PSKs: ap.pskIDs}
 		if ps != nil {
@@ -111,7 +117,7 @@ func (g *Group) buildWelcome(ks *keyschedule.EpochSecrets, ap *applied, ps *tree
 		if err != nil {
 			return nil, err
 		}
-		kem, ct, err := g.cs.EncryptWithLabel(a.kp.InitKey, labelWelcome, w.EncryptedGroupInfo, gsRaw, rand)
+		kem, ct, err := enc.Encrypt(a.kp.InitKey, gsRaw, rand)
 		clear(gsRaw)
 		if err != nil {
 			return nil, fmt.Errorf("encrypt group secrets: %w", err)

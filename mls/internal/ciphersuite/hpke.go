@@ -68,7 +68,18 @@ func (c *hpkeContext) zero() {
 // the default (empty) PSK. It derives only what the caller needs:
 // encryption keys, the exporter secret, or both.
 func (s *Suite) keySchedule(sharedSecret, info []byte, wantAEAD, wantExporter bool) (hpkeContext, error) {
-	infoHash := s.hpkeKDF.extract(nil, labelInfoHash, info)
+	return s.keyScheduleHashed(sharedSecret, s.infoHash(info), wantAEAD, wantExporter)
+}
+
+// infoHash is info_hash = LabeledExtract("", "info_hash", info) of
+// RFC 9180 §5.1, the only part of the key schedule that reads info.
+func (s *Suite) infoHash(info []byte) []byte {
+	return s.hpkeKDF.extract(nil, labelInfoHash, info)
+}
+
+// keyScheduleHashed is keySchedule with info_hash already computed, so that
+// encryptions sharing one info hash it once.
+func (s *Suite) keyScheduleHashed(sharedSecret, infoHash []byte, wantAEAD, wantExporter bool) (hpkeContext, error) {
 	ksc := make([]byte, 0, 1+len(s.pskIDHash)+len(infoHash))
 	ksc = append(ksc, hpkeModeBase)
 	ksc = append(ksc, s.pskIDHash...)
@@ -138,6 +149,51 @@ func (s *Suite) EncryptWithLabel(pub []byte, label string, context, plaintext []
 		return nil, nil, fmt.Errorf("EncryptWithLabel %q: %w", label, err)
 	}
 	// Sequence number 0: the nonce is base_nonce itself (RFC 9180 §5.2).
+	return enc, aead.Seal(nil, ctx.baseNonce, plaintext, nil), nil
+}
+
+// LabeledEncryptor performs EncryptWithLabel (RFC 9420 §5.1.3) for many
+// recipients under one label and context. The HPKE info (the encoded
+// EncryptContext) and its info_hash are computed once, not per recipient:
+// a Welcome encrypts every new member's GroupSecrets with the whole
+// encrypted GroupInfo, ratchet tree included, as context (§12.4.3.1), so
+// hashing it per recipient would make a Welcome to N new members cost
+// O(N × tree size).
+type LabeledEncryptor struct {
+	s        *Suite
+	label    string
+	infoHash []byte
+}
+
+// NewLabeledEncryptor prepares EncryptWithLabel(., label, context, .) for
+// any number of recipients.
+func (s *Suite) NewLabeledEncryptor(label string, context []byte) (*LabeledEncryptor, error) {
+	info, err := encryptContext(label, context)
+	if err != nil {
+		return nil, fmt.Errorf("EncryptWithLabel %q: %w", label, err)
+	}
+	return &LabeledEncryptor{s: s, label: label, infoHash: s.infoHash(info)}, nil
+}
+
+// Encrypt is EncryptWithLabel(pub, label, context, plaintext) with the
+// encryptor's label and context; the result is exactly what
+// Suite.EncryptWithLabel returns for the same ephemeral key.
+func (e *LabeledEncryptor) Encrypt(pub, plaintext []byte, rand io.Reader) (kemOutput, ciphertext []byte, err error) {
+	s := e.s
+	shared, enc, err := s.kem.encap(randOrDefault(rand), pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EncryptWithLabel %q: %w", e.label, err)
+	}
+	defer clear(shared)
+	ctx, err := s.keyScheduleHashed(shared, e.infoHash, true, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EncryptWithLabel %q: %w", e.label, err)
+	}
+	defer ctx.zero()
+	aead, err := s.NewAEAD(ctx.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EncryptWithLabel %q: %w", e.label, err)
+	}
 	return enc, aead.Seal(nil, ctx.baseNonce, plaintext, nil), nil
 }
 

@@ -23,14 +23,16 @@ func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, len
 	if length < 0 || length > 0xffff {
 		return nil, fmt.Errorf("ExpandWithLabel %q: length %d out of range", label, length)
 	}
-	info, err := codec.Marshal(func(b *cryptobyte.Builder) {
-		b.AddUint16(uint16(length))
-		codec.AddVector(b, func(b *cryptobyte.Builder) {
-			b.AddBytes([]byte(labelPrefix))
-			b.AddBytes([]byte(label))
-		})
-		codec.AddOpaque(b, context)
-	})
+	// The KDFLabel of the secret tree and key schedule derivations is a
+	// few dozen bytes: build it in a stack buffer.
+	var buf [128]byte
+	b := cryptobyte.NewBuilder(buf[:0])
+	b.AddUint16(uint16(length))
+	codec.AddVarint(b, uint64(len(labelPrefix)+len(label)))
+	b.AddBytes([]byte(labelPrefix))
+	b.AddBytes([]byte(label))
+	codec.AddOpaque(b, context)
+	info, err := b.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("ExpandWithLabel %q: %w", label, err)
 	}

@@ -137,11 +137,47 @@ func (s *Suite) Extract(salt, ikm []byte) []byte {
 
 // Expand is HKDF-Expand(prk, info, length) with the suite's hash.
 func (s *Suite) Expand(prk, info []byte, length int) ([]byte, error) {
+	if s.kdfID == kdfSHA256 && length <= sha256.Size && len(prk) <= sha256.BlockSize && len(info) <= maxOneBlockInfo {
+		return expandSHA256OneBlock(prk, info, length), nil
+	}
 	out, err := hkdf.Expand(s.newHash, prk, string(info), length)
 	if err != nil {
 		return nil, fmt.Errorf("HKDF-Expand: %w", err)
 	}
 	return out, nil
+}
+
+// maxOneBlockInfo bounds the info expandSHA256OneBlock takes, so that its
+// buffers live on the stack.
+const maxOneBlockInfo = 192
+
+// expandSHA256OneBlock is HKDF-Expand(prk, info, length) with SHA-256 when
+// the output fits in one block (RFC 5869 §2.3: T(1) = HMAC(prk, info ||
+// 0x01)), with HMAC (RFC 2104) computed by two one-shot hashes over stack
+// buffers: H((K ^ opad) || H((K ^ ipad) || info || 0x01)). It allocates
+// only the result, where crypto/hkdf allocates an HMAC state per call; the
+// secret tree derives three such secrets per message on each side.
+// prk is at most one block and info at most maxOneBlockInfo bytes.
+func expandSHA256OneBlock(prk, info []byte, length int) []byte {
+	var inner [sha256.BlockSize + maxOneBlockInfo + 1]byte
+	var outer [sha256.BlockSize + sha256.Size]byte
+	copy(inner[:], prk)
+	copy(outer[:], prk)
+	for i := range sha256.BlockSize {
+		inner[i] ^= 0x36
+		outer[i] ^= 0x5c
+	}
+	n := copy(inner[sha256.BlockSize:], info)
+	inner[sha256.BlockSize+n] = 0x01
+	ih := sha256.Sum256(inner[:sha256.BlockSize+n+1])
+	copy(outer[sha256.BlockSize:], ih[:])
+	t := sha256.Sum256(outer[:])
+	clear(inner[:sha256.BlockSize])
+	clear(outer[:sha256.BlockSize])
+	out := make([]byte, length)
+	copy(out, t[:length])
+	clear(t[:])
+	return out
 }
 
 // MAC computes HMAC with the suite's hash (RFC 9420 §5.1: the MAC of every
