@@ -83,7 +83,7 @@ func TestMessageProtectionVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("suite %d: %v", tc.CipherSuite, err)
 			}
-			signer, err := parseVectorSigningKey(suite, tc.SignaturePriv)
+			signer, err := suite.ParseSigningKey(tc.SignaturePriv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -209,19 +209,4 @@ func TestMessageProtectionVectors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// parseVectorSigningKey parses a signature_priv from the vectors. Some
-// vectors carry an ECDSA scalar as a minimal big-endian integer (a P-521 key
-// of 65 bytes instead of 66); it is the same integer, so it is left-padded
-// with zeros to the length the suite's own keys encode to.
-func parseVectorSigningKey(suite *ciphersuite.Suite, raw []byte) (*ciphersuite.SigningKey, error) {
-	fresh, err := suite.GenerateSigningKey(nil)
-	if err != nil {
-		return nil, err
-	}
-	if n := len(fresh.Bytes()); len(raw) < n {
-		raw = append(make([]byte, n-len(raw)), raw...)
-	}
-	return suite.ParseSigningKey(raw)
 }
