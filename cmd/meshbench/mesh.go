@@ -115,35 +115,22 @@ func (r meshRow) print(w io.Writer) {
 }
 
 func writeMeshCSV(path string, rows []meshRow) error {
-	if path == "" {
-		return nil
-	}
-	w := io.Writer(os.Stdout)
-	if path != "-" {
-		f, err := os.Create(path)
-		if err != nil {
-			return err
+	return writeCSV(path, func(cw *csv.Writer) {
+		cw.Write([]string{"nodes", "messages", "degree", "link_latency_ms", "median_ms", "p99_ms", "all_median_ms", "all_p99_ms",
+			"group_ct_bytes", "pair_ct_bytes", "bytes_per_msg_per_node", "bytes_per_msg_per_node_net", "publisher_bytes_per_msg",
+			"pairwise_sender_bytes", "pairwise_bytes_per_node", "pairwise_over_gossip_bytes_per_node", "cpu_ms_per_msg"})
+		ms := func(d time.Duration) string {
+			return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
 		}
-		defer f.Close()
-		w = f
-	}
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"nodes", "messages", "degree", "link_latency_ms", "median_ms", "p99_ms", "all_median_ms", "all_p99_ms",
-		"group_ct_bytes", "pair_ct_bytes", "bytes_per_msg_per_node", "bytes_per_msg_per_node_net", "publisher_bytes_per_msg",
-		"pairwise_sender_bytes", "pairwise_bytes_per_node", "pairwise_over_gossip_bytes_per_node", "cpu_ms_per_msg"})
-	ms := func(d time.Duration) string {
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
-	}
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
-	for _, r := range rows {
-		sender, perNode := r.pairwise()
-		cw.Write([]string{strconv.Itoa(r.Nodes), strconv.Itoa(r.Messages), strconv.Itoa(r.Degree), ms(r.Latency),
-			ms(r.Median), ms(r.P99), ms(r.AllMedian), ms(r.AllP99),
-			strconv.Itoa(r.GroupCiphertext), strconv.Itoa(r.PairCiphertext), f(r.PerNodeGross), f(r.PerNodeNet), f(r.Publisher),
-			f(sender), f(perNode), f(float64(r.Nodes-1) * r.PerNodeNet), ms(r.CPU)})
-	}
-	cw.Flush()
-	return cw.Error()
+		f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+		for _, r := range rows {
+			sender, perNode := r.pairwise()
+			cw.Write([]string{strconv.Itoa(r.Nodes), strconv.Itoa(r.Messages), strconv.Itoa(r.Degree), ms(r.Latency),
+				ms(r.Median), ms(r.P99), ms(r.AllMedian), ms(r.AllP99),
+				strconv.Itoa(r.GroupCiphertext), strconv.Itoa(r.PairCiphertext), f(r.PerNodeGross), f(r.PerNodeNet), f(r.Publisher),
+				f(sender), f(perNode), f(float64(r.Nodes-1) * r.PerNodeNet), ms(r.CPU)})
+		}
+	})
 }
 
 func readMeshCSV(path string) ([]meshRow, error) {

@@ -194,8 +194,10 @@ func printResults(w io.Writer, rs []opResult) {
 	}
 }
 
-// writeCSVFile writes results as CSV to path ("-" is stdout, "" nothing).
-func writeCSVFile(path string, rs []opResult) error {
+// writeCSV writes the records that write produces as CSV to path ("-" is
+// stdout, "" writes nothing). A file's close error is reported, since it can
+// be the only sign that the data did not reach the disk.
+func writeCSV(path string, write func(*csv.Writer)) (err error) {
 	if path == "" {
 		return nil
 	}
@@ -205,18 +207,29 @@ func writeCSVFile(path string, rs []opResult) error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
+		defer func() {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}()
 		w = f
 	}
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"impl", "n", "op", "count", "total_ms", "per_op_us"})
-	for _, r := range rs {
-		cw.Write([]string{r.Impl, strconv.Itoa(r.N), r.Op, strconv.Itoa(r.Count),
-			strconv.FormatFloat(r.Ms, 'f', 3, 64),
-			strconv.FormatFloat(float64(r.perOp())/float64(time.Microsecond), 'f', 1, 64)})
-	}
+	write(cw)
 	cw.Flush()
 	return cw.Error()
+}
+
+// writeCSVFile writes results as CSV to path ("-" is stdout, "" nothing).
+func writeCSVFile(path string, rs []opResult) error {
+	return writeCSV(path, func(cw *csv.Writer) {
+		cw.Write([]string{"impl", "n", "op", "count", "total_ms", "per_op_us"})
+		for _, r := range rs {
+			cw.Write([]string{r.Impl, strconv.Itoa(r.N), r.Op, strconv.Itoa(r.Count),
+				strconv.FormatFloat(r.Ms, 'f', 3, 64),
+				strconv.FormatFloat(float64(r.perOp())/float64(time.Microsecond), 'f', 1, 64)})
+		}
+	})
 }
 
 // readCSVFile reads results written by writeCSVFile.
