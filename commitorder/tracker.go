@@ -247,6 +247,12 @@ func (t *Tracker) Settled(id StateID) bool {
 	return t.chain[0].state.ID() == id || t.past.has(id)
 }
 
+// Lost reports whether state id was on a branch that lost (it was unwound
+// because a lower-ranked commit won an epoch below it), within Retention:
+// a Welcome to it must not be sent, and what its commit changed must be
+// committed again on the winning branch (rule 3).
+func (t *Tracker) Lost(id StateID) bool { return t.dead.has(id) }
+
 // Receive places a candidate commit, applies it if it wins its epoch on our
 // branch, and says what follows. The returned error is non-nil only for an
 // invalid commit and wraps ErrInvalidCommit.

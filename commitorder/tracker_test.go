@@ -189,6 +189,14 @@ func TestSwitchUnwindsDescendantsAndResends(t *testing.T) {
 	if d.Unwound != 3 {
 		t.Fatalf("unwound %d states, want 3", d.Unwound)
 	}
+	for _, id := range []StateID{after(a), after(a2), after(a3)} {
+		if !f.tr.Lost(id) {
+			t.Fatalf("unwound state %v not reported lost", id)
+		}
+	}
+	if f.tr.Lost(after(b)) || f.tr.Lost(rootID) {
+		t.Fatal("a state of the winning branch reported lost")
+	}
 	if !slices.Equal(d.Resend, []MessageID{msgID(1), msgID(2), msgID(3)}) {
 		t.Fatalf("resend %v, want messages 1, 2, 3", d.Resend)
 	}

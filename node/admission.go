@@ -127,7 +127,7 @@ func (g *Group) admitDue(ctx context.Context, now time.Time) {
 			return nil, nil, nil
 		}
 		return &mls.CommitOptions{Add: kps}, peers, nil
-	})
+	}, nil)
 	if err != nil {
 		g.n.log.Warn("admit joiners", "group", g.topicID, "err", err)
 		return
@@ -164,6 +164,7 @@ func (g *Group) tick(now time.Time) {
 	g.releaseHeldLocked(now)
 	g.tickTrackerLocked(now)
 	g.mu.Unlock()
+	g.syncIfDue(ctx, now)
 	g.admitDue(ctx, now)
 	g.mu.Lock()
 	pending := g.outboxLen > len(g.inflight)

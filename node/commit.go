@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -54,7 +55,10 @@ func (g *Group) adoptLocked(next *mls.Group, applied []mls.Proposal, extra func(
 // and Welcome in the outbox, adopts it, and publishes. Every own commit
 // carries an UpdatePath, so it also rotates this member's keys. The caller
 // holds opMu. build returning nil options means there is nothing to commit.
-func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptions, []peer.ID, error)) error {
+//
+// redo, if set, is run (in the background) should the commit lose its epoch
+// to a lower-ranked one: it commits the same change on the winning branch.
+func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptions, []peer.ID, error), redo func(context.Context) error) error {
 	g.waitSettled(ctx.Done())
 	g.mu.Lock()
 	if g.state == nil || g.removed {
@@ -80,7 +84,8 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 	g.rec.LastRotation = time.Now()
 	g.rec.SentSinceRotation = 0
 	hash := sha256.Sum256(pc.Commit)
-	g.ownCommits[hash] = &ownCommit{base: g.stateID, next: pc.Next, proposals: pc.Proposals}
+	nextID := commitorder.NewStateID(pc.Next.EpochAuthenticator())
+	g.ownCommits[hash] = &ownCommit{base: g.stateID, next: pc.Next, nextID: nextID, proposals: pc.Proposals, redo: redo}
 	own := commitorder.Commit{
 		Epoch:     g.state.Epoch(),
 		Parent:    g.stateID,
@@ -96,7 +101,16 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 			}
 		}
 		if pc.Welcome != nil {
-			return g.appendOutboxLocked(tx, &outboxRecord{Kind: outboxWelcome, Message: pc.Welcome, Peers: welcomePeers})
+			// The Welcome waits until its commit settles (RFC 9750
+			// §5.2.3), unless no member can out-rank this commit: from
+			// the lowest leaf, on a settled state, it can only lose if
+			// that state itself is unwound, which the settle wait before
+			// committing makes unlikely; joining then costs no window.
+			hold := nextID
+			if lowestLeaf(g.state.Members()) == g.state.LeafIndex() && g.tracker.Settled(g.stateID) {
+				hold = commitorder.StateID{}
+			}
+			return g.appendOutboxLocked(tx, &outboxRecord{Kind: outboxWelcome, Message: pc.Welcome, Peers: welcomePeers, State: hold})
 		}
 		return nil
 	})
@@ -119,11 +133,34 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 	return nil
 }
 
+// lowestLeaf is the lowest leaf index among members (commitorder rule 1:
+// its commits out-rank every other).
+func lowestLeaf(members []mls.Member) uint32 {
+	low := uint32(math.MaxUint32)
+	for _, m := range members {
+		low = min(low, m.Index)
+	}
+	return low
+}
+
 // commit runs commitLocked under opMu.
-func (g *Group) commit(ctx context.Context, build func() (*mls.CommitOptions, []peer.ID, error)) error {
+func (g *Group) commit(ctx context.Context, build func() (*mls.CommitOptions, []peer.ID, error), redo func(context.Context) error) error {
 	g.opMu.Lock()
 	defer g.opMu.Unlock()
-	return g.commitLocked(ctx, build)
+	return g.commitLocked(ctx, build, redo)
+}
+
+// notMembers returns the peers of ids that are not members.
+func (g *Group) notMembers(ids []peer.ID) []peer.ID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []peer.ID
+	for _, id := range ids {
+		if _, ok := g.memberLeafLocked(id); !ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Add adds the peers ids to the group in one commit: it fetches each peer's
@@ -180,6 +217,11 @@ func (g *Group) Add(ctx context.Context, ids ...peer.ID) error {
 			}
 		}
 		return &mls.CommitOptions{Add: kps}, ids, nil
+	}, func(ctx context.Context) error {
+		if rest := g.notMembers(ids); len(rest) > 0 {
+			return g.Add(ctx, rest...)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("add: %w", err)
@@ -213,6 +255,11 @@ func (g *Group) Remove(ctx context.Context, id peer.ID) error {
 			return nil, nil, fmt.Errorf("remove %s: %w", id, ErrPeerNotMember)
 		}
 		return &mls.CommitOptions{Remove: []uint32{leaf}}, nil, nil
+	}, func(ctx context.Context) error {
+		if len(g.notMembers([]peer.ID{id})) == 0 {
+			return g.Remove(ctx, id)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
@@ -226,7 +273,7 @@ func (g *Group) Remove(ctx context.Context, id peer.ID) error {
 func (g *Group) Rotate(ctx context.Context) error {
 	if err := g.commit(ctx, func() (*mls.CommitOptions, []peer.ID, error) {
 		return &mls.CommitOptions{}, nil, nil
-	}); err != nil {
+	}, nil); err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	return nil

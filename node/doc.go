@@ -216,8 +216,55 @@
 // kept (bounded) and retried after the next change of state: they may
 // belong to a competing branch that wins.
 //
-// Not built yet: a late winner (after the settle window) only logs that a
-// resync is needed; catch-up over a sync protocol, rejoining by external
-// commit, and re-proposing a lost commit's changes (Decision.Repropose) are
-// open (issue 6).
+// A Welcome waits in the outbox until the state its commit made has
+// settled (RFC 9750 §5.2.3), so no joiner lands on a branch that loses; if
+// that state loses, the Welcome is dropped. An own Add or Remove whose
+// commit lost its epoch is committed again by its author on the winning
+// branch, in a later epoch (the node sends no standalone proposals, so
+// Decision.Repropose stays empty); a lost rotation is not redone. Joiners
+// admitted by topic ID repeat their join request until admitted.
+//
+// # Catch-up
+//
+// Every commit the tracker applies is written to a handshake log in the
+// store (bucket "handshake", key group || epoch || 8 bytes of the commit's
+// SHA-256), kept for the last 64 epochs below the newest logged one. Commits
+// of branches that later lost stay in the log; whoever reads it sorts them
+// out with its own tracker. Members serve the log on the stream protocol
+// /meshchat/sync/1.0.0, only to peers whose peer ID is in their current
+// roster, with a 10 s deadline per exchange:
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 4;
+//	    opaque group_id<1..255>;
+//	    uint64 since_epoch;                // Tracker.SyncFrom of the asker
+//	} SyncRequest;                         // at most 512 bytes
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 5;
+//	    uint64 epoch;                      // the server's current epoch
+//	    opaque state[32];                  // its StateID
+//	    opaque group_info<0..2^24-1>;      // its GroupInfo, ratchet tree included
+//	    opaque commits<0..2^32-1>;         // opaque commit<1..2^24-1> each,
+//	} SyncResponse;                        // epoch order, ≤ 256, ≤ 2 MiB of commits
+//
+// A node asks after it creates its tracker (at start, after a restart, after
+// joining) and whenever the tracker reports Decision.NeedSync, at most once
+// a second, one connected member after the other until one answers; it
+// processes the commits in order through the tracker exactly like commits
+// from the topic, and asks again while that moves its state (a log longer
+// than one response).
+//
+// If the served commits do not reach back to the asker's epoch (it was away
+// longer than the retention) and the server is ahead, the asker rejoins at
+// the server's state: mls.JoinExternal with Resync (RFC 9420 §12.4.3.2,
+// which removes its old leaf), the commit's CommitMeta naming the server's
+// state as parent. The new state is persisted with the commit in the outbox
+// before it is published, and starts a new tracker history.
+//
+// Not built yet: a late winner (Decision.Resync, after the settle window)
+// only logs that a resync is needed and asks for a sync; choosing a better
+// branch by Tracker.Path/Compare, RejoinSince in CommitMeta and
+// Tracker.Resynced are open, and so is convergence after a partition longer
+// than the settle window (issue 6).
 package node

@@ -117,6 +117,9 @@ type Group struct {
 	jitter      time.Duration
 	order       map[peer.ID]*senderOrder
 	tracker     *commitorder.Tracker                   // decides which commit wins each epoch
+	syncDue     bool                                   // a catch-up over syncProtocol is due
+	lastSync    time.Time                              // last sync attempt
+	syncing     bool                                   // a sync runs
 	ownCommits  map[[32]byte]*ownCommit                // own commits by hash, while their parent is held
 	sentData    map[commitorder.MessageID]*sentMessage // own messages, to re-send if their branch loses
 
@@ -214,7 +217,9 @@ func (n *Node) openGroup(g *Group) error {
 func (g *Group) setStateLocked(st *mls.Group) {
 	first := g.state == nil
 	g.state = st
-	g.groupID = st.ID()
+	if first {
+		g.groupID = st.ID() // never changes: readers outside the lock rely on it
+	}
 	g.stateID = commitorder.NewStateID(st.EpochAuthenticator())
 	if g.tracker == nil || g.tracker.Current().ID() != g.stateID {
 		// A state that did not come from the tracker (created, joined,
@@ -952,7 +957,7 @@ func (g *Group) seal(ctx context.Context, data []byte) (commitorder.MessageID, e
 		// committed before application data is sent.
 		if err := g.commitLocked(ctx, func() (*mls.CommitOptions, []peer.ID, error) {
 			return &mls.CommitOptions{}, nil, nil
-		}); err != nil {
+		}, nil); err != nil {
 			return id, err
 		}
 	}
@@ -1087,6 +1092,25 @@ func (g *Group) flushOutbox(ctx context.Context) {
 	// they leave in order.
 	blocked := len(g.topic.Peers()) == 0
 	for _, r := range entries {
+		if r.Kind == outboxWelcome && !r.State.IsZero() {
+			// RFC 9750 §5.2.3: a Welcome waits until its commit has
+			// settled, so that no joiner lands on a losing branch.
+			g.mu.Lock()
+			var lost, wait bool
+			if g.tracker != nil {
+				lost = g.tracker.Lost(r.State)
+				_, held := g.tracker.State(r.State)
+				wait = !lost && held && !g.tracker.Settled(r.State)
+			}
+			g.mu.Unlock()
+			if lost {
+				g.deleteOutbox(r.Index)
+				continue
+			}
+			if wait {
+				continue
+			}
+		}
 		if r.Kind == outboxWelcome {
 			g.mu.Lock()
 			busy := g.inflight[r.Index]

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,15 +24,11 @@ import (
 // fsync, listening on loopback TCP.
 func testConfig(t testing.TB, dataDir string, bootstrap ...string) Config {
 	t.Helper()
-	var logger *slog.Logger
-	if os.Getenv("NODE_TEST_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	return Config{
 		DataDir:             dataDir,
 		ListenAddrs:         []string{"/ip4/127.0.0.1/tcp/0"},
 		BootstrapPeers:      bootstrap,
-		Logger:              logger,
+		Logger:              testLogger(t).With("node", filepath.Base(dataDir)),
 		KeyPackages:         3,
 		MailboxInterval:     time.Second,
 		AdmitTakeover:       time.Second,
@@ -43,6 +41,67 @@ func testConfig(t testing.TB, dataDir string, bootstrap ...string) Config {
 		NoSync:              true,
 		dhtQueryTimeout:     10 * time.Second,
 	}
+}
+
+// testLogs holds the log buffer of each running test (testing.TB ->
+// *testLog).
+var testLogs sync.Map
+
+// testLog is the debug log of every node of one test, kept in memory and
+// shown only if the test fails.
+type testLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// testLogKeep bounds what a failing test shows of its nodes' log: the tail.
+const testLogKeep = 256 << 10
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf.Len() > 2*testLogKeep {
+		tail := bytes.Clone(l.buf.Bytes()[l.buf.Len()-testLogKeep:])
+		l.buf.Reset()
+		l.buf.Write(tail)
+	}
+	return l.buf.Write(p)
+}
+
+// testLogger returns the debug logger of t's nodes. With NODE_TEST_LOG set
+// it writes to stderr as it goes; otherwise the log is kept, and if the test
+// fails its tail goes to a file in $NODE_TEST_LOG_DIR (CI prints those) or,
+// without that variable, to the test's output.
+func testLogger(t testing.TB) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	if os.Getenv("NODE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	v, loaded := testLogs.LoadOrStore(t, new(testLog))
+	l := v.(*testLog)
+	if !loaded {
+		t.Cleanup(func() {
+			testLogs.Delete(t)
+			if !t.Failed() {
+				return
+			}
+			l.mu.Lock()
+			out := l.buf.Bytes()
+			if len(out) > testLogKeep {
+				out = out[len(out)-testLogKeep:]
+			}
+			l.mu.Unlock()
+			if dir := os.Getenv("NODE_TEST_LOG_DIR"); dir != "" {
+				name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".log")
+				if err := os.WriteFile(name, out, 0o644); err == nil {
+					t.Logf("node log tail in %s", name)
+					return
+				}
+			}
+			t.Logf("node log tail:\n%s", out)
+		})
+	}
+	return slog.New(slog.NewTextHandler(l, opts))
 }
 
 // startNode starts a node that is closed at the end of the test.

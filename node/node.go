@@ -139,6 +139,9 @@ type Config struct {
 	newHost func(key crypto.PrivKey) (host.Host, error)
 	// dhtQueryTimeout overrides the DHT's query timeout (tests).
 	dhtQueryTimeout time.Duration
+	// handshakeRetention is how many epochs the handshake log keeps
+	// (default 64; lowered in tests).
+	handshakeRetention uint64
 }
 
 func (c *Config) setDefaults() {
@@ -183,6 +186,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReorderWindow <= 0 {
 		c.ReorderWindow = DefaultReorderWindow
+	}
+	if c.handshakeRetention == 0 {
+		c.handshakeRetention = defaultHandshakeRetention
 	}
 	if c.SettleWindow <= 0 {
 		c.SettleWindow = commitorder.DefaultSettleWindow
@@ -304,6 +310,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.host.SetStreamHandler(welcomeProtocol, n.handleWelcomeStream)
+	n.host.SetStreamHandler(syncProtocol, n.handleSyncStream)
 
 	if err := n.loadKeyPackages(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -338,6 +345,7 @@ func (n *Node) teardown() {
 	}
 	if n.host != nil {
 		n.host.RemoveStreamHandler(welcomeProtocol)
+		n.host.RemoveStreamHandler(syncProtocol)
 	}
 	n.mu.Lock()
 	groups := make([]*Group, 0, len(n.groups))

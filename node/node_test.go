@@ -440,6 +440,10 @@ func TestRestartResumesGroup(t *testing.T) {
 	if err != nil || len(hist) != 2 || string(hist[0].Data) != "before" || !hist[1].Own {
 		t.Fatalf("history after restart: %v %+v", err, hist)
 	}
+	// The restarted node's subscription must have reached n0's GossipSub
+	// router, or the publish goes to nobody (catch-up recovers it, but this
+	// test is about the restart).
+	waitTopicPeers(t, 1, g0, g1)
 	send(t, g0, "after")
 	if m := receive(t, g1, 1, 10*time.Second)[0]; string(m.Data) != "after" {
 		t.Fatalf("got %q", m.Data)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -72,7 +73,11 @@ func (s *mlsState) Release() {}
 type ownCommit struct {
 	base      commitorder.StateID
 	next      *mls.Group
+	nextID    commitorder.StateID
 	proposals []mls.Proposal
+	// redo commits the commit's change again on the winning branch if the
+	// commit loses its epoch (nil: nothing to redo, e.g. a rotation).
+	redo func(context.Context) error
 }
 
 // sentMessage is an own application message, kept so that it can be sealed
@@ -102,6 +107,7 @@ func committerOf(h *mlsHeader) (commitorder.Committer, error) {
 func (g *Group) newTrackerLocked() {
 	cfg := commitorder.Config{SettleWindow: g.n.cfg.SettleWindow}
 	g.tracker = commitorder.New(newMLSState(g, g.state, nil), cfg, time.Now())
+	g.syncDue = true // catch up on what was missed while away
 }
 
 // receiveCommitLocked hands a commit (received, or our own) to the tracker
@@ -114,6 +120,12 @@ func (g *Group) receiveCommitLocked(c commitorder.Commit, extra func(Tx) error) 
 	}
 	g.n.log.Debug("commit", "group", g.topicID, "epoch", c.Epoch, "committer", c.Committer.Leaf,
 		"external", c.Committer.External, "outcome", d.Outcome, "unwound", d.Unwound)
+	if d.Outcome == commitorder.Applied {
+		g.logCommitLocked(c)
+	}
+	if d.NeedSync {
+		g.syncDue = true
+	}
 	return d, g.carryOutLocked(d, extra)
 }
 
@@ -133,6 +145,11 @@ func (g *Group) carryOutLocked(d commitorder.Decision, extra func(Tx) error) err
 		}
 	}
 	for id, oc := range g.ownCommits {
+		if g.tracker.Lost(oc.nextID) {
+			g.ownCommitLostLocked(oc)
+			delete(g.ownCommits, id)
+			continue
+		}
 		if _, held := g.tracker.State(oc.base); !held {
 			delete(g.ownCommits, id)
 		}
@@ -143,8 +160,11 @@ func (g *Group) carryOutLocked(d commitorder.Decision, extra func(Tx) error) err
 		}
 	}
 	if d.Resync != nil {
-		// Rejoining by external commit is not built yet (issue 6).
+		// Choosing a better branch and rejoining it (Tracker.Compare,
+		// Resynced) is not built yet (issue 6); a sync may bring the
+		// branch's commits if a member still logs them.
 		g.n.log.Warn("late winning commit: resync needed", "group", g.topicID, "since", d.Resync.Since)
+		g.syncDue = true
 	}
 	return nil
 }
@@ -207,4 +227,28 @@ func (g *Group) waitSettled(done <-chan struct{}) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// ownCommitLostLocked handles an own commit that lost its epoch (commitorder
+// rule 3): the KeyPackages it added may be used again, its Welcome is never
+// sent (flushOutbox drops it), and its author commits the same change again
+// on the winning branch, in a later epoch, once that state has settled. A
+// lost change is thus re-committed by its author rather than re-proposed by
+// reference: the node sends no standalone proposals.
+func (g *Group) ownCommitLostLocked(oc *ownCommit) {
+	for _, p := range oc.proposals {
+		if p.Type == mls.ProposalAdd && p.KeyPackage != nil {
+			delete(g.addedRefs, string(p.KeyPackage.Ref()))
+		}
+	}
+	if oc.redo == nil {
+		return
+	}
+	g.n.log.Info("own commit lost its epoch: committing its change again", "group", g.topicID, "epoch", oc.next.Epoch())
+	redo := oc.redo
+	g.n.spawn(func() {
+		if err := redo(g.ctx); err != nil {
+			g.n.log.Warn("commit a lost change again", "group", g.topicID, "err", err)
+		}
+	})
 }

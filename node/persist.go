@@ -191,12 +191,16 @@ const (
 //	opaque message<1..2^24-1>;   // MLSMessage, exactly as sent
 //	opaque message_id[16];       // application messages (zero otherwise)
 //	opaque peers<0..2^16-1>;     // Welcome: uint8-prefixed raw peer IDs to deliver to directly
+//	opaque state<0..32>;         // Welcome: StateID its commit made (0 or 32 bytes)
 type outboxRecord struct {
 	Index   uint64
 	Kind    outboxKind
 	Message []byte
 	ID      commitorder.MessageID
 	Peers   []peer.ID
+	// State is, for a Welcome, the state its commit made: the Welcome
+	// waits until that state has settled and is dropped if it lost.
+	State commitorder.StateID
 }
 
 func (r *outboxRecord) marshal() ([]byte, error) {
@@ -210,17 +214,23 @@ func (r *outboxRecord) marshal() ([]byte, error) {
 			c.AddUint8LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes([]byte(p)) })
 		}
 	})
+	b.AddUint8LengthPrefixed(func(c *cryptobyte.Builder) {
+		if !r.State.IsZero() {
+			c.AddBytes(r.State[:])
+		}
+	})
 	return b.Bytes()
 }
 
 func parseOutboxRecord(data []byte) (*outboxRecord, error) {
 	s := cryptobyte.String(data)
 	var version, kind uint8
-	var msg, peers cryptobyte.String
+	var msg, peers, state cryptobyte.String
 	r := new(outboxRecord)
 	if !s.ReadUint8(&version) || version != recordVersion || !s.ReadUint8(&kind) || kind < 1 || kind > 3 ||
 		!s.ReadUint24LengthPrefixed(&msg) || len(msg) == 0 || !s.CopyBytes(r.ID[:]) ||
-		!s.ReadUint16LengthPrefixed(&peers) || !s.Empty() {
+		!s.ReadUint16LengthPrefixed(&peers) || !s.ReadUint8LengthPrefixed(&state) ||
+		(len(state) != 0 && len(state) != len(r.State)) || !s.Empty() {
 		return nil, fmt.Errorf("outbox record: %w", ErrCorruptStore)
 	}
 	for !peers.Empty() {
@@ -234,6 +244,7 @@ func parseOutboxRecord(data []byte) (*outboxRecord, error) {
 		}
 		r.Peers = append(r.Peers, id)
 	}
+	copy(r.State[:], state)
 	r.Kind = outboxKind(kind)
 	r.Message = bytes.Clone(msg)
 	return r, nil
