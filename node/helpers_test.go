@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -218,9 +219,33 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
+			dumpGoroutines(t)
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dumpGoroutines writes the stacks of the goroutines running node code to
+// $NODE_TEST_LOG_DIR (CI prints it), to tell a stuck lock from a lost
+// message when a wait times out.
+func dumpGoroutines(t testing.TB) {
+	dir := os.Getenv("NODE_TEST_LOG_DIR")
+	if dir == "" {
+		return
+	}
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out bytes.Buffer
+	for _, stack := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(stack, []byte("meshchat/node.")) {
+			out.Write(stack)
+			out.WriteString("\n\n")
+		}
+	}
+	name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".goroutines.log")
+	if err := os.WriteFile(name, out.Bytes(), 0o644); err == nil {
+		t.Logf("goroutines running node code in %s", name)
 	}
 }
 
