@@ -613,9 +613,13 @@ func TestInspect(t *testing.T) {
 		!bytes.Equal(info.GroupID, gs[0].ID()) || info.Sender.Kind != SenderMember || info.Sender.Index != gs[1].LeafIndex() {
 		t.Fatalf("commit info %+v", info)
 	}
-	msg := must[[]byte](t)(gs[0].Seal([]byte("x"), nil))
+	if len(info.AuthenticatedData) != 0 {
+		t.Fatalf("commit authenticated_data %x, want none", info.AuthenticatedData)
+	}
+	msg := must[[]byte](t)(gs[0].Seal([]byte("x"), []byte("routing")))
 	info = must[*MessageInfo](t)(Inspect(msg))
-	if info.WireFormat != WireFormatPrivateMessage || info.Kind != ApplicationMessage || info.Sender != nil {
+	if info.WireFormat != WireFormatPrivateMessage || info.Kind != ApplicationMessage || info.Sender != nil ||
+		string(info.AuthenticatedData) != "routing" {
 		t.Fatalf("application info %+v", info)
 	}
 	info = must[*MessageInfo](t)(Inspect(a.kp.KeyPackage().Bytes()))

@@ -39,6 +39,11 @@ type MessageInfo struct {
 	// Sender is the claimed sender of a PublicMessage (kind and index
 	// only). A PrivateMessage hides its sender.
 	Sender *Sender
+	// AuthenticatedData is the authenticated_data of a PublicMessage or
+	// PrivateMessage (RFC 9420 §6), sent in the clear in both: an
+	// application can route on it before processing, but it is only
+	// authenticated once ProcessMessage accepts the message.
+	AuthenticatedData []byte
 }
 
 // Inspect decodes an MLSMessage and reports its clear header. Nothing is
@@ -53,6 +58,7 @@ func Inspect(data []byte) (*MessageInfo, error) {
 	case m.PublicMessage != nil:
 		c := &m.PublicMessage.Content
 		info.GroupID, info.Epoch, info.Kind = bytes.Clone(c.GroupID), c.Epoch, MessageKind(c.ContentType)
+		info.AuthenticatedData = bytes.Clone(c.AuthenticatedData)
 		s := &Sender{Kind: SenderKind(c.Sender.SenderType)}
 		switch c.Sender.SenderType {
 		case wire.SenderTypeMember:
@@ -64,6 +70,7 @@ func Inspect(data []byte) (*MessageInfo, error) {
 	case m.PrivateMessage != nil:
 		pm := m.PrivateMessage
 		info.GroupID, info.Epoch, info.Kind = bytes.Clone(pm.GroupID), pm.Epoch, MessageKind(pm.ContentType)
+		info.AuthenticatedData = bytes.Clone(pm.AuthenticatedData)
 	case m.GroupInfo != nil:
 		info.GroupID, info.Epoch = bytes.Clone(m.GroupInfo.GroupContext.GroupID), m.GroupInfo.GroupContext.Epoch
 	}

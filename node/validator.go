@@ -110,10 +110,7 @@ func (g *Group) checkMessage(data []byte) error {
 	default:
 		return reject("%v on a group topic", info.WireFormat)
 	}
-	h, err := peekMessage(data)
-	if err != nil {
-		return reject("%v", err)
-	}
+	h := headerOf(info)
 	if g.state == nil && g.join != nil {
 		// Joining: the group ID is not known yet, but the topic ID is
 		// its hash. Messages of the group are kept until the Welcome
