@@ -271,9 +271,24 @@ func (g *Group) loadIndexesLocked() error {
 				return nil
 			}
 			g.dedup.First(dedupKey(m.Sender, m.ID), now)
+			g.rememberSentLocked(m, now)
 			return nil
 		})
 	})
+}
+
+// rememberSentLocked hands an own message of the stored history, sealed in
+// the current epoch, back to the commit tracker after a restart: should the
+// state it was sealed in lose to a late commit, it is sealed again on the
+// winning branch (commitorder rule 3) like a message sent before the
+// restart never was.
+func (g *Group) rememberSentLocked(m *Message, now time.Time) {
+	if !m.Own || g.state == nil || g.tracker == nil || m.Epoch != g.state.Epoch() ||
+		now.Sub(m.SentAt) > commitorder.DefaultRetention {
+		return
+	}
+	g.sentData[m.ID] = &sentMessage{data: m.Data, sentAt: m.SentAt, seq: m.Seq, at: now}
+	g.tracker.Sent(m.ID, now)
 }
 
 // dedupKey binds a message ID to its authenticated sender, so that one

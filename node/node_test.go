@@ -433,6 +433,17 @@ func TestRestartResumesGroup(t *testing.T) {
 	if g1.Epoch() != 2 || !bytes.Equal(g1.EpochAuthenticator(), epochAuth) {
 		t.Fatalf("restarted at epoch %d, want 2 with the same authenticator", g1.Epoch())
 	}
+	// The own message sealed in this epoch is known to the commit tracker
+	// again, to be re-sent should the epoch lose to a late commit.
+	g1.mu.Lock()
+	var remembered []string
+	for _, s := range g1.sentData {
+		remembered = append(remembered, string(s.data))
+	}
+	g1.mu.Unlock()
+	if len(remembered) != 1 || remembered[0] != "queued while alone" {
+		t.Fatalf("after restart the tracker remembers %q, want the queued message", remembered)
+	}
 	if m := receive(t, g0, 1, 15*time.Second)[0]; string(m.Data) != "queued while alone" || m.Sender != n1.ID() {
 		t.Fatalf("got %q from %s", m.Data, m.Sender)
 	}
