@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"github.com/meshchat/meshchat/mls/internal/cputime"
 	"runtime"
 	"testing"
 	"time"
@@ -121,12 +122,12 @@ func forShapesCPU(b *testing.B, cpu bool, f func(b *testing.B, bf *benchFixture)
 				}
 				bf := getBenchFixture(b, shape, n)
 				b.ReportAllocs()
-				meter := startCPU()
+				meter := cputime.Start()
 				b.ResetTimer()
 				f(b, bf)
 				b.StopTimer()
 				if cpu {
-					meter.report(b)
+					meter.Report(b)
 				}
 			})
 		}
@@ -164,13 +165,13 @@ func BenchmarkBaseline(b *testing.B) {
 	run := func(name string, f func() error) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu := startCPU()
+			cpu := cputime.Start()
 			for b.Loop() {
 				if err := f(); err != nil {
 					b.Fatal(err)
 				}
 			}
-			cpu.report(b)
+			cpu.Report(b)
 		})
 	}
 	sign := func() error { _, err := cs.SignWithLabel(key, labelFramedContentTBS, content); return err }
@@ -224,13 +225,13 @@ func BenchmarkProcessUpdate(b *testing.B) {
 		}{{"far", bf.far}, {"sibling", bf.sibling}} {
 			b.Run(r.name, func(b *testing.B) {
 				b.ReportAllocs()
-				cpu := startCPU()
+				cpu := cputime.Start()
 				for b.Loop() {
 					if _, err := r.g.ProcessMessage(bf.update); err != nil {
 						b.Fatal(err)
 					}
 				}
-				cpu.report(b)
+				cpu.Report(b)
 			})
 		}
 	})
@@ -249,14 +250,14 @@ func BenchmarkAdd(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				b.ReportAllocs()
-				cpu := startCPU()
+				cpu := cputime.Start()
 				for b.Loop() {
 					pc, err := bf.committer.Commit(&CommitOptions{Add: []*KeyPackage{kp}, OmitRatchetTree: omit})
 					if err != nil || pc.Welcome == nil {
 						b.Fatal(err)
 					}
 				}
-				cpu.report(b)
+				cpu.Report(b)
 			})
 		}
 	})
@@ -279,13 +280,13 @@ func BenchmarkAddBatch(b *testing.B) {
 			}
 			g := must[*Group](b)(NewGroup(newTestClient(b, "creator", nil).id, nil, nil))
 			b.ReportAllocs()
-			cpu := startCPU()
+			cpu := cputime.Start()
 			for b.Loop() {
 				if _, err := g.AddMembers(kps...); err != nil {
 					b.Fatal(err)
 				}
 			}
-			cpu.report(b)
+			cpu.Report(b)
 		})
 	}
 }
@@ -329,11 +330,11 @@ func BenchmarkTreeHash(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			start := processCPU()
+			start := cputime.Process()
 			if _, err := t.TreeHash(); err != nil {
 				b.Fatal(err)
 			}
-			cpu += processCPU() - start
+			cpu += cputime.Process() - start
 		}
 		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	})

@@ -3,6 +3,7 @@ package tree
 import (
 	"crypto/rand"
 	"fmt"
+	"github.com/meshchat/meshchat/mls/internal/cputime"
 	"sync"
 	"testing"
 
@@ -161,8 +162,8 @@ func BenchmarkCreatePath(b *testing.B) {
 		tr := f.tree.Clone()
 		const sender = 0
 		b.ReportAllocs()
-		cpu := startCPU()
-		defer cpu.report(b)
+		cpu := cputime.Start()
+		defer cpu.Report(b)
 		for b.Loop() {
 			ps, err := tr.GenerateUpdatePath(sender, tr.Leaf(sender), f.signers[sender], f.groupID, rand.Reader)
 			if err != nil {
@@ -191,8 +192,8 @@ func BenchmarkProcessPath(b *testing.B) {
 		priv := f.private(b, tr, receiver)
 		p := f.params(b)
 		b.ReportAllocs()
-		cpu := startCPU()
-		defer cpu.report(b)
+		cpu := cputime.Start()
+		defer cpu.Report(b)
 		k := 0
 		for b.Loop() {
 			up := set.paths[k%len(set.paths)]
@@ -247,8 +248,8 @@ func BenchmarkValidateJoin(b *testing.B) {
 		}
 		p := f.params(b)
 		b.ReportAllocs()
-		cpu := startCPU()
-		defer cpu.report(b)
+		cpu := cputime.Start()
+		defer cpu.Report(b)
 		for b.Loop() {
 			tr, err := Decode(f.suite, enc)
 			if err != nil {
