@@ -363,9 +363,17 @@ func TestAntiEntropyRecoversDroppedMessage(t *testing.T) {
 	waitTopicPeers(t, 2, groups...)
 	deaf := groups[2]
 	deaf.testDropApplication.Store(true)
-	deaf.mu.Lock()
-	deaf.lastSync = time.Now().Add(time.Hour) // no sync while dropping
-	deaf.mu.Unlock()
+	// No sync while dropping: wait out one in flight, then push the
+	// last sync into the future.
+	waitFor(t, 30*time.Second, "the deaf member's sync to end", func() bool {
+		deaf.mu.Lock()
+		defer deaf.mu.Unlock()
+		if deaf.syncing {
+			return false
+		}
+		deaf.lastSync = time.Now().Add(time.Hour)
+		return true
+	})
 	for i := range 3 {
 		send(t, groups[0], fmt.Sprintf("0:%d", i))
 	}
