@@ -127,7 +127,7 @@ type Group struct {
 	syncTurn    int                                    // round robin of the periodic sync
 	appLogLen   int                                    // entries in the application log; -1 until counted
 	unopenable  map[logHash]uint64                     // application messages that cannot be opened, by epoch (bounded)
-	opened      uint64                                 // application messages opened so far
+	serving     map[logHash]bool                       // entries of a sync response being processed: opened?
 
 	// testHoldPublish keeps the outbox from being published (tests: a
 	// crash between persisting and publishing, commits released in a
@@ -179,6 +179,7 @@ func (n *Node) newGroupHandle(topic gossip.TopicID) *Group {
 		syncJoined: make(map[peer.ID]struct{}),
 		appLogLen:  -1,
 		unopenable: make(map[logHash]uint64),
+		serving:    make(map[logHash]bool),
 		// Up to a tenth of the rotation interval, so that members do not
 		// all rotate at once.
 		jitter: time.Duration(uint64(j[0])|uint64(j[1])<<8) * max(n.cfg.RotateInterval, 0) / 10 / 65536,
@@ -810,7 +811,13 @@ func (g *Group) bufferFutureLocked(data []byte) {
 // received) for the members that may miss it, and de-duplicates, stores and
 // delivers it.
 func (g *Group) receivedApplicationLocked(r *mls.Received, data []byte) {
-	g.opened++
+	if len(g.serving) > 0 {
+		if h := hashOf(g.groupID, data); !g.serving[h] {
+			if _, served := g.serving[h]; served {
+				g.serving[h] = true
+			}
+		}
+	}
 	meta, err := parseAppMeta(r.AuthenticatedData)
 	if err != nil {
 		g.n.log.Debug("dropping application message without metadata", "group", g.topicID, "err", err)

@@ -386,12 +386,9 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 		}
 		answered = true
 		before := g.EpochAuthenticator()
-		g.mu.Lock()
-		openedBefore := g.opened
-		g.mu.Unlock()
 		ours := g.Epoch()
 		reaches := false // the log holds a commit made in our epoch
-		commits := 0
+		commits, opened := 0, 0
 		for _, m := range resp.Entries {
 			h, err := peekMessage(m)
 			if err != nil {
@@ -407,11 +404,8 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 			default:
 				continue // the logs hold nothing else
 			}
-			g.onGroupMessage(m)
+			opened += g.processServed(m)
 		}
-		g.mu.Lock()
-		opened := g.opened - openedBefore
-		g.mu.Unlock()
 		g.n.log.Debug("synced", "group", g.topicID, "peer", p, "since", req.Since, "messages_since", req.MessagesSince,
 			"have", len(req.Have), "entries", len(resp.Entries), "commits", commits, "opened", opened, "epoch", g.Epoch())
 		if !reaches && ours < resp.Epoch && g.Epoch() == ours && len(resp.GroupInfo) > 0 {
@@ -433,6 +427,29 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 		}
 	}
 	return answered
+}
+
+// processServed processes one entry of a sync response like a message from
+// the topic and reports whether it was an application message that opened
+// (not one this node already had).
+func (g *Group) processServed(data []byte) int {
+	g.mu.Lock()
+	if g.groupID == nil {
+		g.mu.Unlock()
+		return 0
+	}
+	h := hashOf(g.groupID, data)
+	g.serving[h] = false
+	g.mu.Unlock()
+	g.onGroupMessage(data)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	opened := g.serving[h]
+	delete(g.serving, h)
+	if opened {
+		return 1
+	}
+	return 0
 }
 
 // syncIfDue starts syncNow in the background, at most one at a time and
