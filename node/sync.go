@@ -256,7 +256,8 @@ func (n *Node) handleSyncStream(s network.Stream) {
 		return
 	}
 	err = n.store.View(func(tx Tx) error {
-		resp.Entries, err = readSyncLog(tx, groupID, req)
+		entries, err := readSyncLog(tx, groupID, req)
+		resp.Entries = entries
 		return err
 	})
 	if err != nil {
