@@ -257,7 +257,15 @@ func (s *Service) Join(id TopicID, checker MessageChecker) (*Topic, error) {
 		s.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("gossip: join %s: %w", id, err)
 	}
-	t := &Topic{id: id, s: s, topic: topic, sub: sub}
+	joins, err := topic.EventHandler()
+	if err != nil {
+		sub.Cancel()
+		topic.Close()
+		s.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("gossip: join %s: %w", id, err)
+	}
+	t := &Topic{id: id, s: s, topic: topic, sub: sub, joins: joins}
+	t.done, t.cancel = context.WithCancel(context.Background())
 	s.topics[id] = t
 	return t, nil
 }
@@ -301,6 +309,11 @@ type Topic struct {
 	s     *Service
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
+	// joins reports peers joining the topic (NextPeerJoin); it is
+	// cancelled before the topic is closed, which pubsub requires.
+	joins  *pubsub.TopicEventHandler
+	done   context.Context // ended by Close
+	cancel context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -422,6 +435,33 @@ func (t *Topic) WaitForMesh(ctx context.Context, n int) error {
 	}
 }
 
+// NextPeerJoin waits for the next peer that GossipSub reports as newly
+// subscribed to the topic and returns it. Peers already on the topic when
+// it was joined are reported first. Events are coalesced per peer (a peer
+// that joins and leaves before it is reported is not reported), so nothing
+// queues without bound. It returns ErrClosed once the topic is closed, or
+// ctx's error. The node uses it to ask a member that (re)appears on the
+// topic for the messages it may have missed: a message published while
+// GossipSub did not know a subscription reaches nobody.
+func (t *Topic) NextPeerJoin(ctx context.Context) (peer.ID, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(t.done, cancel)
+	defer stop()
+	for {
+		ev, err := t.joins.NextPeerEvent(ctx)
+		if err != nil {
+			if t.done.Err() != nil {
+				return "", ErrClosed
+			}
+			return "", err
+		}
+		if ev.Type == pubsub.PeerJoin {
+			return ev.Peer, nil
+		}
+	}
+}
+
 // peerPollInterval is how often WaitForPeers re-reads the topic's peers.
 const peerPollInterval = 100 * time.Millisecond
 
@@ -438,6 +478,8 @@ func boundWait(ctx context.Context) (context.Context, context.CancelFunc) {
 func (t *Topic) Close() error {
 	t.closeOnce.Do(func() {
 		t.sub.Cancel()
+		t.cancel()
+		t.joins.Cancel()
 		name := t.id.PubsubTopic()
 		errs := []error{t.topic.Close()}
 		if err := t.s.ps.UnregisterTopicValidator(name); err != nil {

@@ -598,3 +598,40 @@ func BenchmarkDeliveryRing(b *testing.B) {
 		}
 	}
 }
+
+// TestNextPeerJoin: a topic reports a peer that subscribes after it joined,
+// and NextPeerJoin ends with ErrClosed once the topic is closed (which
+// also shows the event handler does not keep Close from succeeding).
+func TestNextPeerJoin(t *testing.T) {
+	tn := newTestNet(t, 2, nil)
+	tn.connect(t, 0, 1)
+	id := TopicIDForGroup(testGroup)
+	a, err := tn.services[0].Join(id, &testChecker{group: testGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.services[1].Join(id, &testChecker{group: testGroup}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 10*time.Second)
+	p, err := a.NextPeerJoin(ctx)
+	if err != nil || p != tn.hosts[1].ID() {
+		t.Fatalf("NextPeerJoin = %v, %v; want %v", p, err, tn.hosts[1].ID())
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.NextPeerJoin(ctx)
+		done <- err
+	}()
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("NextPeerJoin after Close: %v, want ErrClosed", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("NextPeerJoin did not return after Close")
+	}
+}

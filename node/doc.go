@@ -41,7 +41,8 @@
 // 0600), behind the small Store interface: the MLS identity, the private
 // parts of the node's KeyPackages, each group's serialized MLS state
 // (mls.Group.MarshalBinary) with the node's counters, the message history,
-// and an outbox. The layout is in persist.go.
+// an outbox, and the handshake and application logs served to members that
+// missed messages (see Catch-up). The layout is in persist.go.
 //
 // Ordering rules:
 //   - A state change that a published message depends on is persisted, in
@@ -59,7 +60,10 @@
 //     delivers it once.
 //   - The outbox is flushed in order whenever peers are on the topic;
 //     application messages and commits leave it once published, Welcomes
-//     once delivered directly and filed in the DHT mailbox.
+//     once delivered directly and filed in the DHT mailbox. A published
+//     application message enters the application log in the same
+//     transaction that removes it from the outbox; a received one enters
+//     it with its history entry.
 //
 // # KeyPackages
 //
@@ -230,30 +234,85 @@
 // store (bucket "handshake", key group || epoch || 8 bytes of the commit's
 // SHA-256), kept for the last 64 epochs below the newest logged one. Commits
 // of branches that later lost stay in the log; whoever reads it sorts them
-// out with its own tracker. Members serve the log on the stream protocol
-// /meshchat/sync/1.0.0, only to peers whose peer ID is in their current
-// roster, with a 10 s deadline per exchange:
+// out with its own tracker.
+//
+// Beside it, an application log (bucket "applog", same key layout) keeps
+// the PrivateMessages with application data exactly as published: the
+// node's own, when they leave the outbox (re-sealed copies included), and
+// others', once they opened (a copy whose ID was already delivered is
+// logged too, so that it is not served again). It keeps the same epochs as
+// the handshake log and at most 4096 entries per group, the lowest epochs
+// dropped first. GossipSub delivers nothing to a subscription it does not
+// know yet (a member that just restarted or reconnected), so a published
+// message can reach nobody; this log is how it still arrives.
+//
+// Members serve both logs on the stream protocol /meshchat/sync/1.0.0,
+// only to peers whose peer ID is in their current roster, with a 10 s
+// deadline per exchange:
 //
 //	struct {
 //	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 4;
 //	    opaque group_id<1..255>;
-//	    uint64 since_epoch;                // Tracker.SyncFrom of the asker
-//	} SyncRequest;                         // at most 512 bytes
+//	    uint64 since_epoch;                // commits from here: Tracker.SyncFrom
+//	    uint64 messages_since;             // application messages from here
+//	    opaque state[32];                  // the asker's StateID
+//	    opaque have<0..2^16-1>;            // 8-byte hash prefixes (as in the
+//	} SyncRequest;                         // log keys), strictly ascending, ≤ 2048
 //
 //	struct {
 //	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 5;
 //	    uint64 epoch;                      // the server's current epoch
 //	    opaque state[32];                  // its StateID
-//	    opaque group_info<0..2^24-1>;      // its GroupInfo, ratchet tree included
-//	    opaque commits<0..2^32-1>;         // opaque commit<1..2^24-1> each,
-//	} SyncResponse;                        // epoch order, ≤ 256, ≤ 2 MiB of commits
+//	    opaque group_info<0..2^24-1>;      // its GroupInfo, ratchet tree included;
+//	                                       // empty if state equals the asker's
+//	    opaque entries<0..2^32-1>;         // opaque message<1..2^24-1> each,
+//	} SyncResponse;                        // ≤ 1024, ≤ 2 MiB of entries
 //
-// A node asks after it creates its tracker (at start, after a restart, after
-// joining) and whenever the tracker reports Decision.NeedSync, at most once
-// a second, one connected member after the other until one answers; it
-// processes the commits in order through the tracker exactly like commits
-// from the topic, and asks again while that moves its state (a log longer
-// than one response).
+// have lists what the asker holds from those epochs on: its handshake log
+// from since_epoch, its application log from messages_since, and the
+// application messages it saw fail to open for good (key already consumed,
+// its own, a branch that lost, an epoch no longer kept; at most 512,
+// in memory). The server sends every logged entry it holds from those
+// epochs on that have does not list. The asker asks for application
+// messages from its epoch minus 3 (mls keeps the keys of 3 past epochs,
+// Config.RetainedEpochs); if its entries from there do not fit in 2048
+// prefixes, it lists the newest whole epochs that fit and raises
+// messages_since above the rest (if not even the newest epoch fits, part of
+// it is listed, and the rest may come again and be dropped as duplicates).
+// A request is at most 16,694 bytes.
+//
+// The server sends entries in epoch order, each epoch's application
+// messages before its commits: an asker that is behind opens an epoch's
+// messages while it is in that epoch, then applies the commit that leaves
+// it, so it never needs keys older than the retained epochs. Within an
+// epoch, application messages go in the order of their ApplicationMeta.seq
+// (in clear in the authenticated_data), so each sender's messages come in
+// the order it sent them. A response cut by its bounds ends where the first
+// entry left out would have been: it never carries a commit past
+// application messages of its epoch that it left out.
+//
+// The asker processes the entries in order, exactly like messages from the
+// topic: commits through the tracker, application messages through the
+// receive path, where copies it already has are dropped quietly (a
+// consumed key, an own message, a delivered (sender, message ID)); nobody
+// is penalised, and each message reaches the application once. It
+// accepts only commits (PublicMessage) and application messages
+// (PrivateMessage) from a response.
+//
+// A node asks:
+//   - after it creates its tracker (at start, after a restart, after
+//     joining) and whenever the tracker reports Decision.NeedSync: one
+//     connected member after the other until one answers;
+//   - when GossipSub reports a member joining the group's topic
+//     (gossip.Topic.NextPeerJoin): that member;
+//   - every Config.SyncInterval (default 30 s): the next connected member
+//     in turn.
+//
+// At most one sync runs per group, and at most one starts per second. When a
+// response moved the state or opened a message, the node asks the same
+// member again (the logs may be longer than one response); a sync that
+// finds nothing new costs one small exchange (no GroupInfo when both sides
+// are in the same state).
 //
 // If the served commits do not reach back to the asker's epoch (it was away
 // longer than the retention) and the server is ahead, the asker rejoins at

@@ -122,11 +122,22 @@ type Group struct {
 	syncing     bool                                   // a sync runs
 	ownCommits  map[[32]byte]*ownCommit                // own commits by hash, while their parent is held
 	sentData    map[commitorder.MessageID]*sentMessage // own messages, to re-send if their branch loses
+	syncPrefer  peer.ID                                // member to ask first in the next sync
+	syncJoined  map[peer.ID]struct{}                   // members that joined the topic, to ask (bounded)
+	syncTurn    int                                    // round robin of the periodic sync
+	appLogLen   int                                    // entries in the application log; -1 until counted
+	unopenable  map[logHash]uint64                     // application messages that cannot be opened, by epoch (bounded)
+	serving     map[logHash]bool                       // entries of a sync response being processed: opened?
 
 	// testHoldPublish keeps the outbox from being published (tests: a
 	// crash between persisting and publishing, commits released in a
 	// chosen order).
 	testHoldPublish atomic.Bool
+	// testDropApplication makes the receive loop drop application
+	// messages from the topic (tests: a message gossip did not deliver);
+	// testDropped counts them.
+	testDropApplication atomic.Bool
+	testDropped         atomic.Int64
 }
 
 // validatedCommit is a commit the topic validator processed, kept so the
@@ -165,6 +176,10 @@ func (n *Node) newGroupHandle(topic gossip.TopicID) *Group {
 		order:      make(map[peer.ID]*senderOrder),
 		ownCommits: make(map[[32]byte]*ownCommit),
 		sentData:   make(map[commitorder.MessageID]*sentMessage),
+		syncJoined: make(map[peer.ID]struct{}),
+		appLogLen:  -1,
+		unopenable: make(map[logHash]uint64),
+		serving:    make(map[logHash]bool),
 		// Up to a tenth of the rotation interval, so that members do not
 		// all rotate at once.
 		jitter: time.Duration(uint64(j[0])|uint64(j[1])<<8) * max(n.cfg.RotateInterval, 0) / 10 / 65536,
@@ -208,6 +223,7 @@ func (n *Node) openGroup(g *Group) error {
 	if g.topic != nil {
 		n.wg.Go(g.receive)
 		n.wg.Go(g.housekeeping)
+		n.wg.Go(g.watchTopic)
 	}
 	n.mu.Unlock()
 	return nil
@@ -636,6 +652,12 @@ func (g *Group) receive() {
 		if m.Local {
 			continue
 		}
+		if g.testDropApplication.Load() {
+			if h, err := peekMessage(m.Data); err == nil && h.WireFormat == wireFormatPrivateMessage && h.ContentType == contentTypeApplication {
+				g.testDropped.Add(1)
+				continue
+			}
+		}
 		g.handle(m.Data, m.From)
 	}
 }
@@ -699,13 +721,20 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 	if h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeCommit {
 		return g.onCommitLocked(data, h)
 	}
+	application := h.WireFormat == wireFormatPrivateMessage && h.ContentType == contentTypeApplication
 	r, err := g.state.ProcessMessage(data)
 	switch {
 	case err == nil:
 	case errors.Is(err, mls.ErrFutureEpoch):
 		g.bufferFutureLocked(data)
 		return nil, false
-	case errors.Is(err, mls.ErrOwnMessage):
+	case errors.Is(err, mls.ErrOwnMessage), errors.Is(err, mls.ErrReplay):
+		// Our own, or a copy of one whose key is consumed (opened
+		// before, served again by a sync): nothing to do, nobody to
+		// blame.
+		if application {
+			g.rememberUnopenableLocked(h.Epoch, data)
+		}
 		return nil, false
 	case h.WireFormat == wireFormatPrivateMessage && !g.tracker.Settled(g.stateID):
 		// It may belong to a competing branch of this epoch that wins
@@ -714,12 +743,15 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 		return nil, false
 	default:
 		g.n.log.Debug("dropping group message", "group", g.topicID, "err", err)
+		if application {
+			g.rememberUnopenableLocked(h.Epoch, data)
+		}
 		return nil, false
 	}
 	switch r.Kind {
 	case mls.ApplicationMessage:
 		g.dirty = true
-		g.receivedApplicationLocked(r)
+		g.receivedApplicationLocked(r, data)
 	case mls.ProposalMessage:
 		// Cached in the state for the next commit (RFC 9420 §12.1).
 		g.dirty = true
@@ -790,9 +822,17 @@ func (g *Group) bufferFutureLocked(data []byte) {
 	g.future = append(g.future, futureMessage{data: data, at: now})
 }
 
-// receivedApplicationLocked de-duplicates, stores and delivers an opened
-// application message.
-func (g *Group) receivedApplicationLocked(r *mls.Received) {
+// receivedApplicationLocked logs an opened application message (data, as
+// received) for the members that may miss it, and de-duplicates, stores and
+// delivers it.
+func (g *Group) receivedApplicationLocked(r *mls.Received, data []byte) {
+	if len(g.serving) > 0 {
+		if h := hashOf(g.groupID, data); !g.serving[h] {
+			if _, served := g.serving[h]; served {
+				g.serving[h] = true
+			}
+		}
+	}
 	meta, err := parseAppMeta(r.AuthenticatedData)
 	if err != nil {
 		g.n.log.Debug("dropping application message without metadata", "group", g.topicID, "err", err)
@@ -805,6 +845,11 @@ func (g *Group) receivedApplicationLocked(r *mls.Received) {
 	}
 	now := time.Now()
 	if !g.dedup.First(dedupKey(sender, meta.ID), now) {
+		// A copy (re-sealed in a winning branch): logged so that syncs
+		// stop serving it, not delivered again.
+		if err := g.logApplicationLocked(nil, r.Epoch, data); err != nil {
+			g.n.log.Warn("application log", "group", g.topicID, "err", err)
+		}
 		return
 	}
 	m := Message{
@@ -818,7 +863,12 @@ func (g *Group) receivedApplicationLocked(r *mls.Received) {
 		ReceivedAt: now,
 		Data:       r.Data,
 	}
-	if err := g.appendHistoryLocked(&m, nil); err != nil {
+	if err := g.n.store.Update(func(tx Tx) error {
+		if err := g.appendHistoryLocked(&m, tx); err != nil {
+			return err
+		}
+		return g.logApplicationLocked(tx, r.Epoch, data)
+	}); err != nil {
 		g.n.log.Warn("store message", "group", g.topicID, "err", err)
 	}
 	g.orderLocked(m, now)
@@ -1156,16 +1206,35 @@ func (g *Group) flushOutbox(ctx context.Context) {
 			blocked = true
 			continue
 		}
+		if r.Kind == outboxApplication {
+			// Published: members that missed it can get it by sync.
+			g.deleteOutboxLogging(r.Index, r.Message)
+			continue
+		}
 		g.deleteOutbox(r.Index)
 	}
 }
 
 // deleteOutbox removes a published entry.
-func (g *Group) deleteOutbox(index uint64) {
+func (g *Group) deleteOutbox(index uint64) { g.deleteOutboxLogging(index, nil) }
+
+// deleteOutboxLogging removes a published entry and, in the same
+// transaction, adds app (an own application message) to the application
+// log.
+func (g *Group) deleteOutboxLogging(index uint64, app []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	key := indexKey(g.groupID, index)
-	if err := g.n.store.Update(func(tx Tx) error { return tx.Delete(bucketOutbox, key) }); err != nil {
+	if err := g.n.store.Update(func(tx Tx) error {
+		if app != nil {
+			if h, err := peekMessage(app); err == nil {
+				if err := g.logApplicationLocked(tx, h.Epoch, app); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Delete(bucketOutbox, key)
+	}); err != nil {
 		g.n.log.Warn("delete outbox entry", "group", g.topicID, "err", err)
 		return
 	}

@@ -39,6 +39,7 @@ func testConfig(t testing.TB, dataDir string, bootstrap ...string) Config {
 		PublishWait:         3 * time.Second,
 		Tick:                50 * time.Millisecond,
 		SettleWindow:        500 * time.Millisecond,
+		SyncInterval:        time.Second,
 		NoSync:              true,
 		dhtQueryTimeout:     10 * time.Second,
 	}

@@ -55,6 +55,9 @@ const (
 	// DefaultReorderWindow is how long a message that overtook an earlier
 	// one of the same sender waits for it.
 	DefaultReorderWindow = time.Second
+	// DefaultSyncInterval is how often a member asks one connected member
+	// for the messages it may have missed (anti-entropy, see "Catch-up").
+	DefaultSyncInterval = 30 * time.Second
 
 	// keyPackageLifetime is the validity of the node's KeyPackages; they
 	// are replaced once less than keyPackageRenew of it is left.
@@ -131,6 +134,12 @@ type Config struct {
 	// until the current state has settled. Default
 	// commitorder.DefaultSettleWindow (3 s).
 	SettleWindow time.Duration
+	// SyncInterval is how often a member asks one connected member of
+	// each group, in turn, for the commits and application messages it
+	// lacks (DefaultSyncInterval); negative disables the periodic ask
+	// (syncs on start, on a missing commit and on a member joining the
+	// topic remain).
+	SyncInterval time.Duration
 	// NoSync skips fsync on store commits: faster, but a machine crash
 	// may lose recent state. For tests and benchmarks only.
 	NoSync bool
@@ -142,6 +151,9 @@ type Config struct {
 	// handshakeRetention is how many epochs the handshake log keeps
 	// (default 64; lowered in tests).
 	handshakeRetention uint64
+	// appLogLimit bounds each group's application log (default
+	// defaultAppLogLimit; lowered in tests).
+	appLogLimit int
 }
 
 func (c *Config) setDefaults() {
@@ -186,6 +198,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReorderWindow <= 0 {
 		c.ReorderWindow = DefaultReorderWindow
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.appLogLimit <= 0 {
+		c.appLogLimit = defaultAppLogLimit
 	}
 	if c.handshakeRetention == 0 {
 		c.handshakeRetention = defaultHandshakeRetention

@@ -23,9 +23,12 @@ import (
 //	groups      group ID               -> groupRecord
 //	history     gkey || uint64 index   -> historyRecord
 //	outbox      gkey || uint64 index   -> outboxRecord
+//	handshake   gkey || uint64 epoch || hash8 -> commit (MLSMessage), sync.go
+//	applog      gkey || uint64 epoch || hash8 -> PrivateMessage, applog.go
 //
 // where gkey is uint8 len(group ID) || group ID, so that one group's entries
-// are contiguous and ordered by their index.
+// are contiguous and ordered by their index (or epoch), and hash8 is the
+// first 8 bytes of the message's SHA-256.
 
 // ErrCorruptStore reports a record in the store that does not decode.
 var ErrCorruptStore = errors.New("node: corrupt store record")

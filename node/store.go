@@ -23,7 +23,7 @@ const (
 	bucketOutbox      = "outbox"
 )
 
-var allBuckets = []string{bucketMeta, bucketKeyPackages, bucketGroups, bucketHistory, bucketOutbox, bucketHandshake}
+var allBuckets = []string{bucketMeta, bucketKeyPackages, bucketGroups, bucketHistory, bucketOutbox, bucketHandshake, bucketAppLog}
 
 // Store is the node's persistent storage: named buckets of byte keys and
 // values with atomic multi-key transactions. The node keeps its MLS identity,

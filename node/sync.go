@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"time"
 
@@ -27,12 +28,17 @@ const (
 	// defaultHandshakeRetention is how many epochs below the newest logged
 	// one the handshake log keeps.
 	defaultHandshakeRetention = 64
-	// maxSyncCommits bounds the commits of one sync response.
-	maxSyncCommits = 256
+	// maxSyncCommits bounds the log entries (commits and application
+	// messages) of one sync response.
+	maxSyncCommits = 1024
 	// maxSyncResponse bounds the bytes of one sync response.
 	maxSyncResponse = 4 << 20
-	// maxSyncRequest bounds the bytes of one sync request.
-	maxSyncRequest = 512
+	// maxSyncRequest bounds the bytes of one sync request: its fixed
+	// fields, a group ID and maxSyncHave hash prefixes.
+	maxSyncRequest = 4 + 256 + 8 + 8 + 32 + 2 + 8*maxSyncHave
+	// maxSyncJoined bounds the peers that joined the topic and wait to be
+	// asked.
+	maxSyncJoined = 64
 	// syncStreamTimeout is the deadline of one sync exchange.
 	syncStreamTimeout = 10 * time.Second
 	// syncRetry is how long a node waits between sync attempts while one
@@ -56,7 +62,7 @@ func handshakeKey(groupID []byte, epoch uint64, data []byte) []byte {
 }
 
 // logCommitLocked adds a commit the tracker applied to the handshake log and
-// drops entries older than handshakeRetention epochs.
+// drops entries of both logs older than handshakeRetention epochs.
 func (g *Group) logCommitLocked(c commitorder.Commit) {
 	prefix := groupKey(g.groupID)
 	err := g.n.store.Update(func(tx Tx) error {
@@ -67,38 +73,47 @@ func (g *Group) logCommitLocked(c commitorder.Commit) {
 		if c.Epoch < keep {
 			return nil
 		}
-		limit := binary.BigEndian.AppendUint64(bytes.Clone(prefix), c.Epoch-keep)
-		var old [][]byte
-		if err := tx.ForEach(bucketHandshake, prefix, func(k, _ []byte) error {
-			if bytes.Compare(k, limit) < 0 {
-				old = append(old, bytes.Clone(k))
-			}
-			return nil
-		}); err != nil {
+		if _, err := pruneLogBelow(tx, bucketHandshake, prefix, c.Epoch-keep); err != nil {
 			return err
 		}
-		for _, k := range old {
-			if err := tx.Delete(bucketHandshake, k); err != nil {
-				return err
-			}
+		// The application log keeps the same epochs.
+		n, err := pruneLogBelow(tx, bucketAppLog, prefix, c.Epoch-keep)
+		if err == nil && g.appLogLen >= 0 {
+			g.appLogLen = max(g.appLogLen-n, 0)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		g.n.log.Warn("handshake log", "group", g.topicID, "err", err)
 	}
 }
 
-// syncRequest asks for the logged commits of a group from an epoch on:
+// syncRequest asks for the logged commits of a group from an epoch on,
+// and for its logged application messages from an epoch on, except those
+// the asker lists as held:
 //
 //	struct {
 //	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 4;
 //	    opaque group_id<1..255>;
-//	    uint64 since_epoch;
+//	    uint64 since_epoch;        // commits from this epoch on
+//	    uint64 messages_since;     // application messages from this epoch on
+//	    opaque state[32];          // the asker's current StateID
+//	    opaque have<0..2^16-1>;    // 8-byte hash prefixes, ascending, ≤ 2048
 //	} SyncRequest;
 type syncRequest struct {
 	GroupID []byte
-	Since   uint64
+	// Since is the epoch from which commits are asked for.
+	Since uint64
+	// MessagesSince is the epoch from which application messages are
+	// asked for.
+	MessagesSince uint64
+	// State is the asker's current state: a server in the same state
+	// leaves out its GroupInfo (nothing to resync to).
+	State commitorder.StateID
+	// Have lists the first 8 bytes of the SHA-256 of log entries the
+	// asker holds (or cannot use), strictly ascending, at most
+	// maxSyncHave: the server does not send them.
+	Have []logHash
 }
 
 func (r *syncRequest) marshal() []byte {
@@ -106,38 +121,64 @@ func (r *syncRequest) marshal() []byte {
 	b.AddBytes([]byte{'m', 'c', 1, syncRequestType})
 	b.AddUint8LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(r.GroupID) })
 	b.AddUint64(r.Since)
+	b.AddUint64(r.MessagesSince)
+	b.AddBytes(r.State[:])
+	b.AddUint16LengthPrefixed(func(c *cryptobyte.Builder) {
+		for _, h := range r.Have {
+			c.AddBytes(h[:])
+		}
+	})
 	return b.BytesOrPanic()
 }
 
 func parseSyncRequest(data []byte) (*syncRequest, error) {
 	s := cryptobyte.String(data)
 	var head []byte
-	var id cryptobyte.String
+	var id, have cryptobyte.String
 	r := new(syncRequest)
 	if !s.ReadBytes(&head, 4) || !bytes.Equal(head, []byte{'m', 'c', 1, syncRequestType}) ||
-		!s.ReadUint8LengthPrefixed(&id) || len(id) == 0 || !s.ReadUint64(&r.Since) || !s.Empty() {
+		!s.ReadUint8LengthPrefixed(&id) || len(id) == 0 || !s.ReadUint64(&r.Since) ||
+		!s.ReadUint64(&r.MessagesSince) || !s.CopyBytes(r.State[:]) ||
+		!s.ReadUint16LengthPrefixed(&have) || !s.Empty() {
 		return nil, errors.New("sync request: malformed")
+	}
+	if len(have)%len(logHash{}) != 0 || len(have) > maxSyncHave*len(logHash{}) {
+		return nil, errors.New("sync request: malformed hash list")
+	}
+	r.Have = make([]logHash, 0, len(have)/len(logHash{}))
+	for !have.Empty() {
+		var h logHash
+		if !have.CopyBytes(h[:]) {
+			return nil, errors.New("sync request: malformed hash list")
+		}
+		if n := len(r.Have); n > 0 && bytes.Compare(r.Have[n-1][:], h[:]) >= 0 {
+			return nil, errors.New("sync request: hash list not strictly ascending")
+		}
+		r.Have = append(r.Have, h)
 	}
 	r.GroupID = bytes.Clone(id)
 	return r, nil
 }
 
-// syncResponse lists the logged commits from since_epoch on, in epoch
-// order, at most maxSyncCommits and maxSyncResponse bytes, and the server's
-// current state, for a resync by external commit:
+// syncResponse lists the logged commits and application messages the
+// asker lacks (see readSyncLog for the order and the bounds), and the
+// server's current state, for a resync by external commit:
 //
 //	struct {
 //	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 5;
 //	    uint64 epoch;                // the server's current epoch
 //	    opaque state[32];            // its StateID
-//	    opaque group_info<0..2^24-1>;// its GroupInfo (RFC 9420 §12.4.3), with the tree
-//	    opaque commits<0..2^32-1>;   // each: opaque commit<1..2^24-1>
+//	    opaque group_info<0..2^24-1>;// its GroupInfo (RFC 9420 §12.4.3), with the tree;
+//	                                 // empty if the asker is in the same state
+//	    opaque entries<0..2^32-1>;   // each: opaque message<1..2^24-1>
 //	} SyncResponse;
 type syncResponse struct {
 	Epoch     uint64
 	State     commitorder.StateID
 	GroupInfo []byte
-	Commits   [][]byte
+	// Entries are MLSMessages from the logs: PublicMessage commits and
+	// PrivateMessage application messages.
+	Entries [][]byte
 }
 
 func (r *syncResponse) marshal() ([]byte, error) {
@@ -147,7 +188,7 @@ func (r *syncResponse) marshal() ([]byte, error) {
 	b.AddBytes(r.State[:])
 	b.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(r.GroupInfo) })
 	b.AddUint32LengthPrefixed(func(c *cryptobyte.Builder) {
-		for _, m := range r.Commits {
+		for _, m := range r.Entries {
 			c.AddUint24LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(m) })
 		}
 	})
@@ -167,10 +208,10 @@ func parseSyncResponse(data []byte) (*syncResponse, error) {
 	r.GroupInfo = bytes.Clone(gi)
 	for !list.Empty() {
 		var m cryptobyte.String
-		if !list.ReadUint24LengthPrefixed(&m) || len(m) == 0 || len(r.Commits) >= maxSyncCommits {
-			return nil, errors.New("sync response: malformed commit list")
+		if !list.ReadUint24LengthPrefixed(&m) || len(m) == 0 || len(r.Entries) >= maxSyncCommits {
+			return nil, errors.New("sync response: malformed entry list")
 		}
-		r.Commits = append(r.Commits, bytes.Clone(m))
+		r.Entries = append(r.Entries, bytes.Clone(m))
 	}
 	return r, nil
 }
@@ -205,35 +246,24 @@ func (n *Node) handleSyncStream(s network.Stream) {
 	resp := &syncResponse{}
 	if member {
 		resp.Epoch, resp.State = g.state.Epoch(), g.stateID
-		resp.GroupInfo, err = g.state.GroupInfo(nil)
+		if req.State != g.stateID {
+			resp.GroupInfo, err = g.state.GroupInfo(nil)
+		}
 	}
 	g.mu.Unlock()
 	if !member || err != nil {
 		s.Reset()
 		return
 	}
-	prefix := groupKey(groupID)
-	from := binary.BigEndian.AppendUint64(bytes.Clone(prefix), req.Since)
-	var commits [][]byte
-	size := 0
 	err = n.store.View(func(tx Tx) error {
-		return tx.ForEach(bucketHandshake, prefix, func(k, v []byte) error {
-			if bytes.Compare(k, from) < 0 {
-				return nil
-			}
-			if len(commits) >= maxSyncCommits || size+len(v)+3 > maxSyncResponse/2 {
-				return errStopIteration
-			}
-			commits = append(commits, bytes.Clone(v))
-			size += len(v) + 3
-			return nil
-		})
+		entries, err := readSyncLog(tx, groupID, req)
+		resp.Entries = entries
+		return err
 	})
-	if err != nil && !errors.Is(err, errStopIteration) {
+	if err != nil {
 		s.Reset()
 		return
 	}
-	resp.Commits = commits
 	enc, err := resp.marshal()
 	if err != nil {
 		s.Reset()
@@ -245,8 +275,8 @@ func (n *Node) handleSyncStream(s network.Stream) {
 // errStopIteration ends a ForEach early.
 var errStopIteration = errors.New("stop")
 
-// requestSync asks peer p for the commits of the group groupID since epoch.
-func (g *Group) requestSync(ctx context.Context, p peer.ID, groupID []byte, since uint64) (*syncResponse, error) {
+// requestSync sends req to peer p and reads the response.
+func (g *Group) requestSync(ctx context.Context, p peer.ID, req *syncRequest) (*syncResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, syncStreamTimeout)
 	defer cancel()
 	s, err := g.n.host.NewStream(ctx, p, syncProtocol)
@@ -255,7 +285,7 @@ func (g *Group) requestSync(ctx context.Context, p peer.ID, groupID []byte, sinc
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(syncStreamTimeout))
-	if _, err := s.Write((&syncRequest{GroupID: groupID, Since: since}).marshal()); err != nil {
+	if _, err := s.Write(req.marshal()); err != nil {
 		s.Reset()
 		return nil, err
 	}
@@ -273,17 +303,46 @@ func (g *Group) requestSync(ctx context.Context, p peer.ID, groupID []byte, sinc
 	return parseSyncResponse(data)
 }
 
-// syncNow asks connected members, one after the other, for the commits
-// since the tracker's SyncFrom and processes them in epoch order through the
-// tracker, until a peer served something that moved the state or every
-// connected member was asked. It reports whether some member answered.
-func (g *Group) syncNow(ctx context.Context) bool {
+// syncMode says whom a sync asks.
+type syncMode int
+
+const (
+	// syncAll asks connected members one after the other until one
+	// answers (a sync is due: start, a missing commit).
+	syncAll syncMode = iota
+	// syncOne asks one connected member (anti-entropy: the periodic ask,
+	// a member joining the topic).
+	syncOne
+)
+
+// syncNow asks connected members for what the node lacks: commits since
+// the tracker's SyncFrom and application messages of the epochs it can
+// still open, listing what it holds. prefer, if connected, is asked first;
+// otherwise syncOne takes the members in turn. Served commits go through
+// the tracker and served application messages through the receive path,
+// in the order served, exactly like messages from the topic. It stops at
+// the first member whose answer moved the state or opened a message (and
+// marks a sync due, from that member, for the rest), and reports whether
+// some member answered.
+func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool {
 	g.mu.Lock()
 	if g.state == nil || g.removed || g.tracker == nil {
 		g.mu.Unlock()
 		return false
 	}
-	since, groupID := g.tracker.SyncFrom(), g.groupID
+	epoch := g.state.Epoch()
+	req := &syncRequest{
+		GroupID:       g.groupID,
+		Since:         g.tracker.SyncFrom(),
+		MessagesSince: epoch - min(epoch, retainedEpochs),
+		State:         g.stateID,
+	}
+	for h, e := range g.unopenable {
+		if e < req.MessagesSince {
+			delete(g.unopenable, h)
+		}
+	}
+	extra := maps.Clone(g.unopenable)
 	var peers []peer.ID
 	for _, m := range g.state.Members() {
 		id, err := peer.IDFromBytes(m.Identity)
@@ -292,13 +351,36 @@ func (g *Group) syncNow(ctx context.Context) bool {
 		}
 		peers = append(peers, id)
 	}
+	turn := g.syncTurn
+	g.syncTurn++
 	g.mu.Unlock()
 	peers = slices.DeleteFunc(peers, func(p peer.ID) bool {
 		return g.n.host.Network().Connectedness(p) != network.Connected
 	})
+	if len(peers) == 0 {
+		return false
+	}
+	if i := slices.Index(peers, prefer); i > 0 {
+		peers[0], peers[i] = peers[i], peers[0]
+	} else if i < 0 && mode == syncOne {
+		k := turn % len(peers)
+		peers = append(peers[k:], peers[:k]...)
+	}
+	if mode == syncOne {
+		peers = peers[:1]
+	}
+	err := g.n.store.View(func(tx Tx) error {
+		var err error
+		req.Have, req.MessagesSince, err = haveList(tx, req.GroupID, req.Since, req.MessagesSince, extra)
+		return err
+	})
+	if err != nil {
+		g.n.log.Warn("sync: read logs", "group", g.topicID, "err", err)
+		return false
+	}
 	answered := false
 	for _, p := range peers {
-		resp, err := g.requestSync(ctx, p, groupID, since)
+		resp, err := g.requestSync(ctx, p, req)
 		if err != nil {
 			g.n.log.Debug("sync", "group", g.topicID, "peer", p, "err", err)
 			continue
@@ -307,13 +389,26 @@ func (g *Group) syncNow(ctx context.Context) bool {
 		before := g.EpochAuthenticator()
 		ours := g.Epoch()
 		reaches := false // the log holds a commit made in our epoch
-		for _, c := range resp.Commits {
-			if h, err := peekMessage(c); err == nil && h.Epoch <= ours {
-				reaches = true
+		commits, opened := 0, 0
+		for _, m := range resp.Entries {
+			h, err := peekMessage(m)
+			if err != nil {
+				continue
 			}
-			g.onGroupMessage(c)
+			switch {
+			case h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeCommit:
+				commits++
+				if h.Epoch <= ours {
+					reaches = true
+				}
+			case h.WireFormat == wireFormatPrivateMessage && h.ContentType == contentTypeApplication:
+			default:
+				continue // the logs hold nothing else
+			}
+			opened += g.processServed(m)
 		}
-		g.n.log.Debug("synced", "group", g.topicID, "peer", p, "since", since, "commits", len(resp.Commits), "epoch", g.Epoch())
+		g.n.log.Debug("synced", "group", g.topicID, "peer", p, "since", req.Since, "messages_since", req.MessagesSince,
+			"have", len(req.Have), "entries", len(resp.Entries), "commits", commits, "opened", opened, "epoch", g.Epoch())
 		if !reaches && ours < resp.Epoch && g.Epoch() == ours && len(resp.GroupInfo) > 0 {
 			// The log does not reach back to our epoch (retention):
 			// rejoin at the peer's state.
@@ -322,11 +417,12 @@ func (g *Group) syncNow(ctx context.Context) bool {
 				continue
 			}
 		}
-		if !bytes.Equal(before, g.EpochAuthenticator()) {
-			// Moved: ask again from the new state, the log may be longer
-			// than one response.
+		if !bytes.Equal(before, g.EpochAuthenticator()) || opened > 0 {
+			// Moved, or brought messages: ask the same member again, the
+			// logs may be longer than one response.
 			g.mu.Lock()
 			g.syncDue = true
+			g.syncPrefer = p
 			g.mu.Unlock()
 			break
 		}
@@ -334,14 +430,56 @@ func (g *Group) syncNow(ctx context.Context) bool {
 	return answered
 }
 
-// syncIfDue starts syncNow in the background when a sync is due (after
-// start, on NeedSync), at most one at a time and once per syncRetry, so that
-// housekeeping never waits on a peer.
+// processServed processes one entry of a sync response like a message from
+// the topic and reports whether it was an application message that opened
+// (not one this node already had).
+func (g *Group) processServed(data []byte) int {
+	g.mu.Lock()
+	if g.groupID == nil {
+		g.mu.Unlock()
+		return 0
+	}
+	h := hashOf(g.groupID, data)
+	g.serving[h] = false
+	g.mu.Unlock()
+	g.onGroupMessage(data)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	opened := g.serving[h]
+	delete(g.serving, h)
+	if opened {
+		return 1
+	}
+	return 0
+}
+
+// syncIfDue starts syncNow in the background, at most one at a time and
+// once per syncRetry, so that housekeeping never waits on a peer: asking
+// every connected member in turn when a sync is due (after start, on
+// NeedSync), otherwise asking one member that just joined the topic, or,
+// every Config.SyncInterval, the next connected member.
 func (g *Group) syncIfDue(ctx context.Context, now time.Time) {
 	g.mu.Lock()
-	due := g.syncDue && !g.syncing && now.Sub(g.lastSync) >= syncRetry
+	if g.syncing || now.Sub(g.lastSync) < syncRetry {
+		g.mu.Unlock()
+		return
+	}
+	mode, prefer, due := syncAll, peer.ID(""), false
+	switch {
+	case g.syncDue:
+		due, prefer = true, g.syncPrefer
+		g.syncDue, g.syncPrefer = false, ""
+	case len(g.syncJoined) > 0:
+		for p := range g.syncJoined {
+			prefer = p
+			break
+		}
+		delete(g.syncJoined, prefer)
+		due, mode = true, syncOne
+	case g.n.cfg.SyncInterval > 0 && now.Sub(g.lastSync) >= g.n.cfg.SyncInterval:
+		due, mode = true, syncOne
+	}
 	if due {
-		g.syncDue = false
 		g.syncing = true
 		g.lastSync = now
 	}
@@ -350,10 +488,10 @@ func (g *Group) syncIfDue(ctx context.Context, now time.Time) {
 		return
 	}
 	started := g.n.spawn(func() {
-		ok := g.syncNow(ctx)
+		ok := g.syncNow(ctx, mode, prefer)
 		g.mu.Lock()
 		g.syncing = false
-		if !ok {
+		if !ok && mode == syncAll {
 			g.syncDue = true
 		}
 		g.mu.Unlock()
@@ -362,6 +500,27 @@ func (g *Group) syncIfDue(ctx context.Context, now time.Time) {
 		g.mu.Lock()
 		g.syncing = false
 		g.mu.Unlock()
+	}
+}
+
+// watchTopic is the group's loop that notes members (re)appearing on the
+// topic, to be asked for what they may hold that this node missed: a
+// message published while GossipSub did not know a subscription (a member
+// that just restarted or reconnected) reached nobody there.
+func (g *Group) watchTopic() {
+	for {
+		p, err := g.topic.NextPeerJoin(g.ctx)
+		if err != nil {
+			return
+		}
+		g.mu.Lock()
+		if g.state != nil && !g.removed && len(g.syncJoined) < maxSyncJoined {
+			if _, member := g.memberLeafLocked(p); member {
+				g.syncJoined[p] = struct{}{}
+			}
+		}
+		g.mu.Unlock()
+		g.wake()
 	}
 }
 
