@@ -309,7 +309,12 @@ func receive(t testing.TB, g *Group, want int, timeout time.Duration) []Message 
 			}
 			got = append(got, m)
 		case <-timer.C:
-			t.Fatalf("received %d of %d messages within %v", len(got), want, timeout)
+			dumpGoroutines(t)
+			texts := make([]string, len(got))
+			for i, m := range got {
+				texts[i] = fmt.Sprintf("%q from %s", m.Data, m.Sender.ShortString())
+			}
+			t.Fatalf("%s received %d of %d messages within %v: %s", g.n.ID().ShortString(), len(got), want, timeout, strings.Join(texts, ", "))
 		}
 	}
 	return got
