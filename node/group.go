@@ -122,6 +122,7 @@ type Group struct {
 	syncing     bool                                   // a sync runs
 	ownCommits  map[[32]byte]*ownCommit                // own commits by hash, while their parent is held
 	sentData    map[commitorder.MessageID]*sentMessage // own messages, to re-send if their branch loses
+	rotation    *pendingRotation                       // own rotation wanted in by Update proposal, or nil
 
 	// testHoldPublish keeps the outbox from being published (tests: a
 	// crash between persisting and publishing, commits released in a
@@ -683,6 +684,9 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 	}
 	if h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeCommit {
 		return g.onCommitLocked(data, h)
+	}
+	if h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeProposal {
+		return g.onProposalLocked(data, h)
 	}
 	r, err := g.state.ProcessMessage(data)
 	switch {
