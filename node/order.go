@@ -246,7 +246,7 @@ func (g *Group) ownCommitLostLocked(oc *ownCommit) {
 	if oc.redo == nil {
 		return
 	}
-	g.n.log.Info("own commit lost its epoch: committing its change again", "group", g.topicID, "epoch", oc.next.Epoch())
+	g.n.log.Info("own commit lost its epoch: making its change again", "group", g.topicID, "epoch", oc.next.Epoch())
 	redo := oc.redo
 	g.n.spawn(func() {
 		if err := redo(g.ctx); err != nil {
