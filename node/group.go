@@ -958,8 +958,12 @@ func (g *Group) seal(ctx context.Context, data []byte) (commitorder.MessageID, e
 			return id, err
 		}
 		// RFC 9420 §12.4: proposals received in the epoch must be
-		// committed before application data is sent.
+		// committed before application data is sent; by the time the
+		// state has settled, another member's commit may have done it.
 		if err := g.commitLocked(ctx, func() (*mls.CommitOptions, []peer.ID, error) {
+			if len(g.state.PendingProposals()) == 0 {
+				return nil, nil, nil
+			}
 			return &mls.CommitOptions{}, nil, nil
 		}, nil); err != nil {
 			return id, err
