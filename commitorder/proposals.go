@@ -103,3 +103,17 @@ func (t *Tracker) unappliedWanted(now time.Time) []Proposal {
 	}
 	return ps
 }
+
+// Held returns the states the tracker holds, oldest first; the last is
+// Current. A proposal names no state, only an epoch (RFC 9420 §12.1), so the
+// node tries one that is not of the current epoch on the held states of its
+// epoch: it may belong to the state a commit still waiting for it
+// (Outcome Waiting) was made on. The states stay the tracker's: the node
+// may cache a proposal in one, but must not apply commits to them.
+func (t *Tracker) Held() []State {
+	out := make([]State, len(t.chain))
+	for i, l := range t.chain {
+		out[i] = l.state
+	}
+	return out
+}

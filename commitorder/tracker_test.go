@@ -486,3 +486,30 @@ func TestComparePathsAndRejoinThroughPath(t *testing.T) {
 	}
 	b.wantClean(1)
 }
+
+// Held lists the states kept for the settle window, oldest first, ending
+// with Current; a state leaves it once the window has passed.
+func TestHeldStates(t *testing.T) {
+	f := newFixture(t)
+	ids := func() []StateID {
+		var out []StateID
+		for _, s := range f.tr.Held() {
+			out = append(out, s.ID())
+		}
+		return out
+	}
+	if got := ids(); !slices.Equal(got, []StateID{rootID}) {
+		t.Fatalf("held %v, want the root only", got)
+	}
+	a := f.commit(rootID, 0, 0, nil, nil)
+	f.receive(a, t0, Applied)
+	b := f.commit(after(a), 1, 0, nil, nil)
+	f.receive(b, t0.Add(window/2), Applied)
+	if got := ids(); !slices.Equal(got, []StateID{rootID, after(a), after(b)}) {
+		t.Fatalf("held %v, want root, a, b", got)
+	}
+	f.tr.Tick(t0.Add(window))
+	if got := ids(); !slices.Equal(got, []StateID{after(a), after(b)}) {
+		t.Fatalf("held %v after the window of a, want a, b", got)
+	}
+}

@@ -349,7 +349,12 @@ func (g *Group) Member(index uint32) (Member, bool) {
 	if l == nil {
 		return Member{}, false
 	}
-	return Member{Index: index, Identity: bytes.Clone(l.Credential.Identity), SignatureKey: bytes.Clone(l.SignatureKey)}, true
+	return Member{
+		Index:         index,
+		Identity:      bytes.Clone(l.Credential.Identity),
+		SignatureKey:  bytes.Clone(l.SignatureKey),
+		EncryptionKey: bytes.Clone(l.EncryptionKey),
+	}, true
 }
 
 // EpochAuthenticator returns the epoch_authenticator of the current epoch

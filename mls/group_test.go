@@ -157,6 +157,15 @@ func TestProposalsByReference(t *testing.T) {
 	if _, err := bob.ProcessMessage(addDave); !errors.Is(err, ErrOwnMessage) {
 		t.Fatalf("own proposal echoed: %v", err)
 	}
+	keyOf := func(g *Group, leaf uint32) []byte {
+		t.Helper()
+		m, ok := g.Member(leaf)
+		if !ok || len(m.EncryptionKey) == 0 {
+			t.Fatalf("no encryption key for leaf %d", leaf)
+		}
+		return m.EncryptionKey
+	}
+	bobKey, carolKey := keyOf(alice, bob.LeafIndex()), keyOf(alice, carol.LeafIndex())
 	pc := must[*PendingCommit](t)(alice.Commit(nil))
 	if len(pc.Proposals) != 2 || pc.Welcome == nil {
 		t.Fatalf("commit of %d proposals, welcome %v", len(pc.Proposals), pc.Welcome != nil)
@@ -168,6 +177,20 @@ func TestProposalsByReference(t *testing.T) {
 	}
 	dave := must[*Group](t)(Join(pc.Welcome, []*PrivateKeyPackage{d.kp}, nil, nil))
 	checkAgree(t, pc.Next, rb.Next, rc.Next, dave)
+	// Carol's Update, committed by Alice, replaced Carol's leaf (RFC 9420
+	// §12.1.2) in every member's view; Bob's leaf is untouched.
+	newCarol := keyOf(pc.Next, carol.LeafIndex())
+	if bytes.Equal(newCarol, carolKey) {
+		t.Fatal("committed Update left carol's encryption key unchanged")
+	}
+	for _, g := range []*Group{rb.Next, rc.Next, dave} {
+		if !bytes.Equal(keyOf(g, carol.LeafIndex()), newCarol) {
+			t.Fatal("members disagree on carol's encryption key")
+		}
+		if !bytes.Equal(keyOf(g, bob.LeafIndex()), bobKey) {
+			t.Fatal("bob's encryption key changed without an update")
+		}
+	}
 
 	// Alice's own commit, echoed back, is recognised and changes nothing.
 	before := state(t, alice)

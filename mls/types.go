@@ -10,6 +10,12 @@ type Member struct {
 	Identity []byte
 	// SignatureKey is the member's public signature key.
 	SignatureKey []byte
+	// EncryptionKey is the HPKE public key of the member's leaf node
+	// (RFC 9420 §7.2, encryption_key). It changes whenever the member's
+	// leaf is replaced: by a committed Update proposal (§12.1.2) or by the
+	// UpdatePath of its own commit (§12.4.1), so comparing it across epochs
+	// tells whether the member's keys were rotated.
+	EncryptionKey []byte
 }
 
 // SenderKind says who sent a message (RFC 9420 §6).

@@ -269,11 +269,15 @@ func (g *Group) Remove(ctx context.Context, id peer.ID) error {
 
 // Rotate issues a self-update: a commit with a fresh UpdatePath (RFC 9420
 // §12.4), which replaces this member's leaf and path keys and moves the group
-// to a new epoch (forward secrecy and post-compromise security).
+// to a new epoch (forward secrecy and post-compromise security). Should the
+// commit lose its epoch to a lower-ranked one, the member proposes an Update
+// of its leaf instead (RFC 9420 §12.1.2), which the winners of later epochs
+// commit by reference: a member with a high leaf index among busy
+// committers still gets its keys rotated (commitorder rule 4).
 func (g *Group) Rotate(ctx context.Context) error {
 	if err := g.commit(ctx, func() (*mls.CommitOptions, []peer.ID, error) {
 		return &mls.CommitOptions{}, nil, nil
-	}, nil); err != nil {
+	}, g.proposeUpdate); err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	return nil

@@ -224,9 +224,26 @@
 // settled (RFC 9750 §5.2.3), so no joiner lands on a branch that loses; if
 // that state loses, the Welcome is dropped. An own Add or Remove whose
 // commit lost its epoch is committed again by its author on the winning
-// branch, in a later epoch (the node sends no standalone proposals, so
-// Decision.Repropose stays empty); a lost rotation is not redone. Joiners
-// admitted by topic ID repeat their join request until admitted.
+// branch, in a later epoch. Joiners admitted by topic ID repeat their join
+// request until admitted.
+//
+// A rotation (Group.Rotate) whose commit lost its epoch is not committed
+// again, which a member with a high leaf index among busy committers could
+// lose forever; its author proposes an Update of its leaf instead (RFC 9420
+// §12.1.2, a PublicMessage proposal, persisted with the state that holds
+// the new leaf's private key before it is published) and registers it with
+// Tracker.Propose. Every member's next commit includes the proposals
+// received in the epoch by reference (mls includes every cached proposal
+// that keeps the list valid, RFC 9420 §12.4; never its own Update, which
+// its UpdatePath supersedes), so the winner of a later epoch commits it.
+// Until a commit on the branch applies it (a commit including the Update,
+// or any own commit, whose UpdatePath rotates the leaf anyway), each new
+// current state brings Decision.Repropose, and a fresh Update is proposed
+// there. A received proposal is cached in the held state of its epoch that
+// accepts it and reported with Tracker.ReceiveProposal, which applies a
+// commit that was waiting for it; a proposal of the current epoch that no
+// held state accepts (its state's commit may still be on its way) is kept
+// and retried after the next change of state, until its epoch has passed.
 //
 // # Catch-up
 //

@@ -128,6 +128,7 @@ type Group struct {
 	appLogLen   int                                    // entries in the application log; -1 until counted
 	unopenable  map[logHash]uint64                     // application messages that cannot be opened, by epoch (bounded)
 	serving     map[logHash]bool                       // entries of a sync response being processed: opened?
+	rotation    *pendingRotation                       // own rotation wanted in by Update proposal, or nil
 
 	// testHoldPublish keeps the outbox from being published (tests: a
 	// crash between persisting and publishing, commits released in a
@@ -721,6 +722,9 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 	if h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeCommit {
 		return g.onCommitLocked(data, h)
 	}
+	if h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeProposal {
+		return g.onProposalLocked(data, h)
+	}
 	application := h.WireFormat == wireFormatPrivateMessage && h.ContentType == contentTypeApplication
 	r, err := g.state.ProcessMessage(data)
 	switch {
@@ -1019,8 +1023,12 @@ func (g *Group) seal(ctx context.Context, data []byte) (commitorder.MessageID, e
 			return id, err
 		}
 		// RFC 9420 §12.4: proposals received in the epoch must be
-		// committed before application data is sent.
+		// committed before application data is sent; by the time the
+		// state has settled, another member's commit may have done it.
 		if err := g.commitLocked(ctx, func() (*mls.CommitOptions, []peer.ID, error) {
+			if len(g.state.PendingProposals()) == 0 {
+				return nil, nil, nil
+			}
 			return &mls.CommitOptions{}, nil, nil
 		}, nil); err != nil {
 			return id, err

@@ -40,7 +40,7 @@ func (s *mlsState) Epoch() uint64 { return s.st.Epoch() }
 func (s *mlsState) Apply(c commitorder.Commit) (commitorder.State, []commitorder.ProposalID, error) {
 	hash := sha256.Sum256(c.Bytes)
 	if oc := s.g.ownCommits[hash]; oc != nil && oc.base == s.id {
-		return newMLSState(s.g, oc.next, oc.proposals), nil, nil
+		return newMLSState(s.g, oc.next, oc.proposals), s.g.rotationAppliedLocked(true, s.st, nil), nil
 	}
 	var r *mls.Received
 	if v := s.g.validated[hash]; v != nil && v.base == s.id {
@@ -59,7 +59,7 @@ func (s *mlsState) Apply(c commitorder.Commit) (commitorder.State, []commitorder
 	if r.Kind != mls.CommitMessage || r.Next == nil {
 		return nil, nil, fmt.Errorf("not a commit: %v", r.Kind)
 	}
-	return newMLSState(s.g, r.Next, r.Proposals), nil, nil
+	return newMLSState(s.g, r.Next, r.Proposals), s.g.rotationAppliedLocked(false, s.st, r.Proposals), nil
 }
 
 // Release implements commitorder.State. The mls.Group of a released state
@@ -75,8 +75,9 @@ type ownCommit struct {
 	next      *mls.Group
 	nextID    commitorder.StateID
 	proposals []mls.Proposal
-	// redo commits the commit's change again on the winning branch if the
-	// commit loses its epoch (nil: nothing to redo, e.g. a rotation).
+	// redo makes the commit's change again on the winning branch if the
+	// commit loses its epoch: an Add or Remove is committed again, a
+	// rotation is proposed as an Update (nil: nothing to redo).
 	redo func(context.Context) error
 }
 
@@ -159,6 +160,7 @@ func (g *Group) carryOutLocked(d commitorder.Decision, extra func(Tx) error) err
 			g.n.log.Warn("re-send message in the winning branch", "group", g.topicID, "err", err)
 		}
 	}
+	g.reproposeLocked(d.Repropose)
 	if d.Resync != nil {
 		// Choosing a better branch and rejoining it (Tracker.Compare,
 		// Resynced) is not built yet (issue 6); a sync may bring the
@@ -231,10 +233,10 @@ func (g *Group) waitSettled(done <-chan struct{}) {
 
 // ownCommitLostLocked handles an own commit that lost its epoch (commitorder
 // rule 3): the KeyPackages it added may be used again, its Welcome is never
-// sent (flushOutbox drops it), and its author commits the same change again
-// on the winning branch, in a later epoch, once that state has settled. A
-// lost change is thus re-committed by its author rather than re-proposed by
-// reference: the node sends no standalone proposals.
+// sent (flushOutbox drops it), and its author makes the same change again
+// on the winning branch, in a later epoch: an Add or Remove is committed
+// again once that state has settled, a rotation is proposed as an Update
+// that the next winner commits by reference (see Rotate).
 func (g *Group) ownCommitLostLocked(oc *ownCommit) {
 	for _, p := range oc.proposals {
 		if p.Type == mls.ProposalAdd && p.KeyPackage != nil {
@@ -244,7 +246,7 @@ func (g *Group) ownCommitLostLocked(oc *ownCommit) {
 	if oc.redo == nil {
 		return
 	}
-	g.n.log.Info("own commit lost its epoch: committing its change again", "group", g.topicID, "epoch", oc.next.Epoch())
+	g.n.log.Info("own commit lost its epoch: making its change again", "group", g.topicID, "epoch", oc.next.Epoch())
 	redo := oc.redo
 	g.n.spawn(func() {
 		if err := redo(g.ctx); err != nil {

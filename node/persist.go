@@ -185,6 +185,7 @@ const (
 	outboxApplication outboxKind = 1 // PrivateMessage with application data
 	outboxCommit      outboxKind = 2 // PublicMessage commit
 	outboxWelcome     outboxKind = 3 // Welcome, for the topic, mailbox and direct delivery
+	outboxProposal    outboxKind = 4 // PublicMessage proposal (an own Update)
 )
 
 // outboxRecord is a message persisted before it is published, removed once
@@ -230,7 +231,7 @@ func parseOutboxRecord(data []byte) (*outboxRecord, error) {
 	var version, kind uint8
 	var msg, peers, state cryptobyte.String
 	r := new(outboxRecord)
-	if !s.ReadUint8(&version) || version != recordVersion || !s.ReadUint8(&kind) || kind < 1 || kind > 3 ||
+	if !s.ReadUint8(&version) || version != recordVersion || !s.ReadUint8(&kind) || kind < 1 || kind > 4 ||
 		!s.ReadUint24LengthPrefixed(&msg) || len(msg) == 0 || !s.CopyBytes(r.ID[:]) ||
 		!s.ReadUint16LengthPrefixed(&peers) || !s.ReadUint8LengthPrefixed(&state) ||
 		(len(state) != 0 && len(state) != len(r.State)) || !s.Empty() {

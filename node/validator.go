@@ -56,13 +56,21 @@ func reject(format string, args ...any) error {
 //     are ignored; handshake messages of the current or next epoch are
 //     accepted;
 //   - a PublicMessage proposal of the next epoch is accepted (to be
-//     buffered), of another epoch ignored; of the current epoch it is
-//     checked on a copy of the state: rejected if malformed, ignored if it
-//     fails otherwise (it may belong to a competing branch);
+//     buffered); of the epoch of a state the commit tracker holds (the
+//     current one, or one kept for the settle window) it is checked on a
+//     copy of each such state: accepted if one takes it, rejected if
+//     malformed; if it fails otherwise it is accepted unverified when of
+//     the current epoch (it may belong to a competing state of this epoch
+//     whose commit is still on its way, and a commit that wins may
+//     reference it; the receive loop keeps it until the next change of
+//     state) and ignored when older; of another epoch ignored;
 //   - a PublicMessage commit made on a state the commit tracker holds (the
 //     current one, or one kept for the settle window) is processed by mls
 //     on that state (signature, membership tag, every RFC 9420 §12.4.2
-//     check) and rejected if it fails; one made on a state not held is
+//     check) and rejected if it fails, accepted unverified if it references
+//     a proposal not received yet (the tracker keeps it until the proposal
+//     arrives: GossipSub does not order messages of different senders);
+//     one made on a state not held is
 //     accepted unverified if its epoch is within retainedCommitEpochs
 //     before or one after the current one (the tracker buffers it, bounded)
 //     and ignored otherwise;
@@ -157,10 +165,7 @@ func (g *Group) checkMessage(data []byte) error {
 		if info.Epoch == epoch+1 {
 			return nil
 		}
-		if info.Epoch != epoch {
-			return unverifiable("proposal of epoch %d, group at %d", info.Epoch, epoch)
-		}
-		return g.checkProposalLocked(data)
+		return g.checkProposalLocked(data, info.Epoch)
 	}
 	// A commit: judged on the state it claims to be made on, if the
 	// tracker holds it (the current state, or one kept for the settle
@@ -186,7 +191,11 @@ func (g *Group) checkMessage(data []byte) error {
 	case err == nil:
 	case errors.Is(err, mls.ErrOwnMessage):
 		return nil
-	case errors.Is(err, mls.ErrWrongEpoch), errors.Is(err, mls.ErrUnknownProposal), errors.Is(err, mls.ErrMissingPSK):
+	case errors.Is(err, mls.ErrUnknownProposal):
+		// Its proposals may still be on their way: the tracker keeps the
+		// commit (Waiting) until they arrive.
+		return nil
+	case errors.Is(err, mls.ErrWrongEpoch), errors.Is(err, mls.ErrMissingPSK):
 		return unverifiable("commit: %v", err)
 	default:
 		return reject("commit: %v", err)
@@ -195,30 +204,41 @@ func (g *Group) checkMessage(data []byte) error {
 	return nil
 }
 
-// checkProposalLocked verifies a PublicMessage proposal of the current epoch
-// on a copy of the state (processing a proposal caches it).
-func (g *Group) checkProposalLocked(data []byte) error {
-	enc, err := g.state.MarshalBinary()
-	if err != nil {
-		return unverifiable("copy state: %v", err)
-	}
-	cp, err := mls.LoadGroup(enc, g.n.mlsCfg)
-	clear(enc)
-	if err != nil {
-		return unverifiable("copy state: %v", err)
-	}
-	if _, err := cp.ProcessMessage(data); err != nil {
+// checkProposalLocked verifies a PublicMessage proposal of the given epoch
+// on a copy of each held state of that epoch (processing a proposal caches
+// it): a proposal carries no claim of the state it was made on, and it may
+// belong to a state kept for the settle window, where a commit waits for it.
+func (g *Group) checkProposalLocked(data []byte, epoch uint64) error {
+	verdict := unverifiable("proposal of epoch %d, group at %d", epoch, g.state.Epoch())
+	for _, s := range g.tracker.Held() {
+		ms, ok := s.(*mlsState)
+		if !ok || ms.Epoch() != epoch {
+			continue
+		}
+		enc, err := ms.st.MarshalBinary()
+		if err != nil {
+			return unverifiable("copy state: %v", err)
+		}
+		cp, err := mls.LoadGroup(enc, g.n.mlsCfg)
+		clear(enc)
+		if err != nil {
+			return unverifiable("copy state: %v", err)
+		}
+		_, err = cp.ProcessMessage(data)
 		switch {
-		case errors.Is(err, mls.ErrOwnMessage):
+		case err == nil, errors.Is(err, mls.ErrOwnMessage):
 			return nil
 		case errors.Is(err, mls.ErrMalformed), errors.Is(err, mls.ErrWrongGroup):
 			return reject("proposal: %v", err)
 		}
-		// A proposal carries no claim of the state it was made on: one
-		// that fails may come from a competing branch of this epoch.
-		return unverifiable("proposal: %v", err)
+		verdict = unverifiable("proposal: %v", err)
 	}
-	return nil
+	if epoch == g.state.Epoch() {
+		// It may come from a competing state of this epoch that we do
+		// not know yet: its commit may still be on its way.
+		return nil
+	}
+	return verdict
 }
 
 // rememberValidatedLocked keeps a verified commit for the receive loop.
