@@ -27,9 +27,9 @@ const (
 	appLogTrim = 256
 	// maxSyncHave bounds the hash prefixes a sync request lists.
 	maxSyncHave = 2048
-	// maxUnopenable bounds the remembered hashes of application messages
-	// that failed to open for good.
-	maxUnopenable = 512
+	// maxUnusable bounds the remembered hashes of log entries that will
+	// never be used here.
+	maxUnusable = 512
 )
 
 // logHash is the 8-byte hash prefix that ends a log key.
@@ -120,26 +120,27 @@ func pruneLogBelow(tx Tx, bucket string, prefix []byte, limit uint64) (int, erro
 	return len(old), nil
 }
 
-// rememberUnopenableLocked notes an application message that can never be
-// opened here (its key was consumed, it is our own, its branch lost, its
-// epoch is gone), so that sync requests list it and members stop serving
-// it. The set is bounded; the lowest epochs go first.
-func (g *Group) rememberUnopenableLocked(epoch uint64, data []byte) {
+// rememberUnusableLocked notes a log entry received that will never be
+// used here: an application message that can never be opened (its key was
+// consumed, it is our own, its branch lost, its epoch is gone) or a commit
+// that lost its epoch or is invalid. Sync requests list it, so that members
+// stop serving it. The set is bounded; the lowest epochs go first.
+func (g *Group) rememberUnusableLocked(epoch uint64, data []byte) {
 	if g.groupID == nil {
 		return
 	}
-	if len(g.unopenable) >= maxUnopenable {
+	if len(g.unusable) >= maxUnusable {
 		var low logHash
 		first := true
 		var lowEpoch uint64
-		for h, e := range g.unopenable {
+		for h, e := range g.unusable {
 			if first || e < lowEpoch {
 				low, lowEpoch, first = h, e, false
 			}
 		}
-		delete(g.unopenable, low)
+		delete(g.unusable, low)
 	}
-	g.unopenable[hashOf(g.groupID, data)] = epoch
+	g.unusable[hashOf(g.groupID, data)] = epoch
 }
 
 // haveList builds the hash prefixes a sync request lists: the commits of

@@ -126,13 +126,13 @@ type Group struct {
 	syncJoined  map[peer.ID]struct{}                   // members that joined the topic, to ask (bounded)
 	syncTurn    int                                    // round robin of the periodic sync
 	appLogLen   int                                    // entries in the application log; -1 until counted
-	unopenable  map[logHash]uint64                     // application messages that cannot be opened, by epoch (bounded)
+	unusable    map[logHash]uint64                     // log entries received that will never be used here, by epoch (bounded)
 	serving     map[logHash]bool                       // entries of a sync response being processed: opened?
 	rotation    *pendingRotation                       // own rotation wanted in by Update proposal, or nil
 
-	// testHoldPublish keeps the outbox from being published (tests: a
-	// crash between persisting and publishing, commits released in a
-	// chosen order).
+	// testHoldPublish keeps the outbox from being published and the
+	// group's log from being served by sync (tests: a crash between
+	// persisting and publishing, commits released in a chosen order).
 	testHoldPublish atomic.Bool
 	// testDropApplication makes the receive loop drop application
 	// messages from the topic (tests: a message gossip did not deliver);
@@ -179,7 +179,7 @@ func (n *Node) newGroupHandle(topic gossip.TopicID) *Group {
 		sentData:   make(map[commitorder.MessageID]*sentMessage),
 		syncJoined: make(map[peer.ID]struct{}),
 		appLogLen:  -1,
-		unopenable: make(map[logHash]uint64),
+		unusable:   make(map[logHash]uint64),
 		serving:    make(map[logHash]bool),
 		// Up to a tenth of the rotation interval, so that members do not
 		// all rotate at once.
@@ -737,7 +737,7 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 		// before, served again by a sync): nothing to do, nobody to
 		// blame.
 		if application {
-			g.rememberUnopenableLocked(h.Epoch, data)
+			g.rememberUnusableLocked(h.Epoch, data)
 		}
 		return nil, false
 	case h.WireFormat == wireFormatPrivateMessage && !g.tracker.Settled(g.stateID):
@@ -748,7 +748,7 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 	default:
 		g.n.log.Debug("dropping group message", "group", g.topicID, "err", err)
 		if application {
-			g.rememberUnopenableLocked(h.Epoch, data)
+			g.rememberUnusableLocked(h.Epoch, data)
 		}
 		return nil, false
 	}

@@ -116,6 +116,10 @@ func (g *Group) newTrackerLocked() {
 // transaction as the state if the decision changes it.
 func (g *Group) receiveCommitLocked(c commitorder.Commit, extra func(Tx) error) (commitorder.Decision, error) {
 	d, err := g.tracker.Receive(c, time.Now())
+	if err != nil || d.Outcome == commitorder.Lost || d.Outcome == commitorder.Stale {
+		// Never applied here: syncs must not serve it to us again.
+		g.rememberUnusableLocked(c.Epoch, c.Bytes)
+	}
 	if err != nil {
 		return d, err
 	}

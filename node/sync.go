@@ -236,7 +236,9 @@ func (n *Node) handleSyncStream(s network.Stream) {
 			g = c
 		}
 	}
-	if g == nil {
+	if g == nil || g.testHoldPublish.Load() {
+		// (A node whose publishing a test holds back stands for one cut
+		// off from the group: it serves nothing either.)
 		s.Reset()
 		return
 	}
@@ -337,12 +339,12 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 		MessagesSince: epoch - min(epoch, retainedEpochs),
 		State:         g.stateID,
 	}
-	for h, e := range g.unopenable {
+	for h, e := range g.unusable {
 		if e < req.MessagesSince {
-			delete(g.unopenable, h)
+			delete(g.unusable, h)
 		}
 	}
-	extra := maps.Clone(g.unopenable)
+	extra := maps.Clone(g.unusable)
 	var peers []peer.ID
 	for _, m := range g.state.Members() {
 		id, err := peer.IDFromBytes(m.Identity)
