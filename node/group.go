@@ -122,6 +122,7 @@ type Group struct {
 	syncing     bool                                   // a sync runs
 	ownCommits  map[[32]byte]*ownCommit                // own commits by hash, while their parent is held
 	sentData    map[commitorder.MessageID]*sentMessage // own messages, to re-send if their branch loses
+	late        lateResync                             // rejoining a winning branch (rejoin.go)
 
 	// testHoldPublish keeps the outbox from being published (tests: a
 	// crash between persisting and publishing, commits released in a
@@ -726,12 +727,17 @@ func (g *Group) onCommitLocked(data []byte, h *mlsHeader) (retry [][]byte, remov
 		return nil, false
 	}
 	committer, err := committerOf(h)
+	if err == nil {
+		err = meta.checkSender(h)
+	}
 	if err != nil {
 		g.n.log.Debug("dropping commit", "group", g.topicID, "err", err)
 		return nil, false
 	}
 	before := g.stateID
-	c := commitorder.Commit{Epoch: h.Epoch, Parent: meta.Parent, Committer: committer, Bytes: data}
+	// RejoinSince: the members re-send what a rejoining member could not
+	// read (commitorder rule 3).
+	c := commitorder.Commit{Epoch: h.Epoch, Parent: meta.Parent, Committer: committer, RejoinSince: meta.RejoinSince, Bytes: data}
 	if _, err := g.receiveCommitLocked(c, nil); err != nil {
 		g.n.log.Debug("commit not applied", "group", g.topicID, "err", err)
 		return nil, false

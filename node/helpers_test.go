@@ -163,12 +163,21 @@ func clusterWith(t testing.TB, k int, mod func(*Config)) []*Node {
 // mockCluster starts k nodes on a mocknet. Each node connects to up to
 // degree others (a ring plus random chords), so messages need several hops.
 func mockCluster(t testing.TB, k, degree int) ([]*Node, mocknet.Mocknet) {
+	return mockClusterWith(t, k, degree, nil)
+}
+
+// mockClusterWith is mockCluster with each node's configuration adjusted by
+// mod.
+func mockClusterWith(t testing.TB, k, degree int, mod func(*Config)) ([]*Node, mocknet.Mocknet) {
 	t.Helper()
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	nodes := make([]*Node, k)
 	for i := range k {
 		cfg := testConfig(t, t.TempDir())
+		if mod != nil {
+			mod(&cfg)
+		}
 		cfg.ListenAddrs = nil
 		cfg.dhtQueryTimeout = time.Minute
 		ip := fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i/65536%256, i/256%256, i%256+1)
