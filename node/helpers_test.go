@@ -175,14 +175,14 @@ func mockClusterWith(t testing.TB, k, degree int, mod func(*Config)) ([]*Node, m
 	nodes := make([]*Node, k)
 	for i := range k {
 		cfg := testConfig(t, t.TempDir())
-		if mod != nil {
-			mod(&cfg)
-		}
 		cfg.ListenAddrs = nil
 		cfg.dhtQueryTimeout = time.Minute
 		ip := fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i/65536%256, i/256%256, i%256+1)
 		cfg.newHost = func(key crypto.PrivKey) (host.Host, error) {
 			return mn.AddPeer(key, ma.StringCast(ip))
+		}
+		if mod != nil {
+			mod(&cfg) // may wrap newHost
 		}
 		nodes[i] = startNode(t, cfg)
 	}

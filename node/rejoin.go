@@ -266,31 +266,58 @@ type lateResync struct {
 	running bool // a search for a better branch runs
 	again   bool // another late winner arrived during the search
 	rejoins int  // rejoins by external commit so far (logs and tests)
-	// peers are the topic peers seen at the last tick: a sync is due when
-	// one appears (meeting a peer, e.g. when a partition heals).
+	// peers are the topic peers seen at the last tick, away those seen
+	// before that left since: a sync is due when one comes back (e.g. when
+	// a partition heals).
 	peers map[peer.ID]struct{}
+	away  map[peer.ID]struct{}
 }
+
+// maxAwayPeers bounds the peers remembered as gone from a topic.
+const maxAwayPeers = 256
 
 // resyncLateLocked starts, in the background, the search for the branch a
 // late winning commit started (commitorder.Decision.Resync), unless one
 // runs, which then runs once more. The receive path never waits on it.
 func (g *Group) resyncLateLocked(need *commitorder.ResyncNeeded) {
-	g.n.log.Info("late winning commit: looking for a better branch", "group", g.topicID,
-		"since", need.Since, "epoch", need.Winner.Epoch, "committer", need.Winner.Committer.Leaf,
-		"external", need.Winner.Committer.External)
 	if g.late.running {
 		g.late.again = true
 		return
 	}
+	g.n.log.Info("late winning commit: looking for a better branch", "group", g.topicID,
+		"since", need.Since, "epoch", need.Winner.Epoch, "committer", need.Winner.Committer.Leaf,
+		"external", need.Winner.Committer.External)
+	// The members of a losing side all meet the late winner at about the
+	// same time after a partition heals, and their rejoins race (rule 1
+	// ranks external commits by hash; each race costs the losers another
+	// rejoin). Each waits a step, a quarter of the settle window, per
+	// member below it in leaf order, modulo rejoinStagger: neighbours in
+	// leaf order rejoin one after the other, most finding the previous
+	// rejoin already applied.
+	rank := 0
+	for _, m := range g.state.Members() {
+		if m.Index < g.state.LeafIndex() {
+			rank++
+		}
+	}
+	delay := time.Duration(rank%rejoinStagger) * g.n.cfg.SettleWindow / 4
 	g.late.running = true
-	if !g.n.spawn(g.resyncLate) {
+	if !g.n.spawn(func() { g.resyncLate(delay) }) {
 		g.late.running = false
 	}
 }
 
-// resyncLate searches for a better branch until no late winner arrived
-// during the last search.
-func (g *Group) resyncLate() {
+// rejoinStagger is the number of steps over which members spread their
+// rejoins: at most 7/4 of the settle window.
+const rejoinStagger = 8
+
+// resyncLate waits delay, then searches for a better branch until no late
+// winner arrived during the last search.
+func (g *Group) resyncLate(delay time.Duration) {
+	select {
+	case <-g.ctx.Done():
+	case <-time.After(delay):
+	}
 	for {
 		g.findBetterBranch(g.ctx)
 		g.mu.Lock()
@@ -450,9 +477,11 @@ func (g *Group) rejoinOp(ctx context.Context, groupInfo []byte, parent commitord
 	return true, nil
 }
 
-// noticeTopicPeers asks for a sync when a peer appears on the group's topic
-// (commitorder: sync on meeting a peer): after a partition heals, this is
-// how each side learns of the other's commits, and so of a late winner.
+// noticeTopicPeers asks for a sync when a peer that had left the group's
+// topic is back on it (commitorder: sync on meeting a peer): after a
+// partition heals, this is how each side learns of the other's commits, and
+// so of a late winner. Peers seen for the first time need no sync: a
+// member that just joined or started asks for one itself.
 func (g *Group) noticeTopicPeers() {
 	if g.topic == nil {
 		return
@@ -461,15 +490,24 @@ func (g *Group) noticeTopicPeers() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	seen := make(map[peer.ID]struct{}, len(peers))
-	fresh := false
+	back := false
 	for _, p := range peers {
 		seen[p] = struct{}{}
-		if _, ok := g.late.peers[p]; !ok {
-			fresh = true
+		if _, ok := g.late.away[p]; ok {
+			back = true
+			delete(g.late.away, p)
+		}
+	}
+	for p := range g.late.peers {
+		if _, ok := seen[p]; !ok {
+			if g.late.away == nil || len(g.late.away) >= maxAwayPeers {
+				g.late.away = make(map[peer.ID]struct{})
+			}
+			g.late.away[p] = struct{}{}
 		}
 	}
 	g.late.peers = seen
-	if fresh && g.state != nil && !g.removed {
+	if back && g.state != nil && !g.removed {
 		g.syncDue = true
 	}
 }
