@@ -312,10 +312,16 @@
 // (commitorder.Commit.RejoinSince), which the rejoiner could not read; a
 // member commit carrying it is rejected. If no connected member serves a
 // better branch, nothing is done (the late winner was invalid or
-// abandoned). Several members of a losing side rejoin concurrently; their
-// external commits race like any others (rule 1: lowest commit hash among
-// external commits), and a rejoiner whose commit lost meets a late winner
-// again and rejoins once more.
+// abandoned). All members of a losing side must rejoin, each by its own
+// external commit; to keep those from racing, a member waits, before each
+// search, a quarter of the settle window per member below it in leaf order
+// (modulo 8). Rejoins that still race are settled like any commits (rule
+// 1: the lowest commit hash among external commits), and a rejoiner whose
+// commit lost meets a late winner again and rejoins once more. A rejoin
+// must reach everyone within the settle window: one arriving later that
+// beats another rejoin is a late winner for the whole group, which then
+// rejoins its branch; a settle window shorter than the delivery delay under
+// load lets such rejoins cascade.
 //
 // To learn of the other side's commits after a partition, a node asks for a
 // sync not only after a NeedSync but also whenever a peer appears on a

@@ -311,14 +311,15 @@ func (g *Group) resyncLateLocked(need *commitorder.ResyncNeeded) {
 // rejoins: at most 7/4 of the settle window.
 const rejoinStagger = 8
 
-// resyncLate waits delay, then searches for a better branch until no late
-// winner arrived during the last search.
+// resyncLate searches for a better branch, each time after waiting delay,
+// until no late winner arrived during the last search (a rejoin that lost
+// its race to another one is such a late winner).
 func (g *Group) resyncLate(delay time.Duration) {
-	select {
-	case <-g.ctx.Done():
-	case <-time.After(delay):
-	}
 	for {
+		select {
+		case <-g.ctx.Done():
+		case <-time.After(delay):
+		}
 		g.findBetterBranch(g.ctx)
 		g.mu.Lock()
 		again := g.late.again && g.ctx.Err() == nil
