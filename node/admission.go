@@ -164,6 +164,7 @@ func (g *Group) tick(now time.Time) {
 	g.releaseHeldLocked(now)
 	g.tickTrackerLocked(now)
 	g.mu.Unlock()
+	g.noticeTopicPeers()
 	g.syncIfDue(ctx, now)
 	g.admitDue(ctx, now)
 	g.mu.Lock()

@@ -128,6 +128,16 @@
 //	    opaque parent_state[32];  // commitorder.NewStateID(epoch_authenticator)
 //	} CommitMeta;
 //
+// except on an external commit by which a member rejoins a winning branch
+// (see Catch-up), whose authenticated_data names also the last state the
+// rejoiner shared with the group; no other commit may carry it:
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 8;
+//	    opaque parent_state[32];
+//	    opaque rejoin_since[32];  // a StateID, never all zero
+//	} RejoinCommitMeta;
+//
 // The group's name, policy and invite root travel in a GroupContext extension
 // of private-use type 0xF0C1 (RFC 9420 §13.4, §17.3), so every member
 // enforces the same policy:
@@ -334,13 +344,66 @@
 // If the served commits do not reach back to the asker's epoch (it was away
 // longer than the retention) and the server is ahead, the asker rejoins at
 // the server's state: mls.JoinExternal with Resync (RFC 9420 §12.4.3.2,
-// which removes its old leaf), the commit's CommitMeta naming the server's
-// state as parent. The new state is persisted with the commit in the outbox
-// before it is published, and starts a new tracker history.
+// which removes its old leaf), the commit's RejoinCommitMeta naming the
+// server's state as parent and the asker's own state as rejoin_since. The
+// tracker learns of it (Tracker.Resynced, without a branch), and the new
+// state is persisted with the commit in the outbox before it is published.
 //
-// Not built yet: a late winner (Decision.Resync, after the settle window)
-// only logs that a resync is needed and asks for a sync; choosing a better
-// branch by Tracker.Path/Compare, RejoinSince in CommitMeta and
-// Tracker.Resynced are open, and so is convergence after a partition longer
-// than the settle window (issue 6).
+// The branch exchange, on the same protocol (the server dispatches on the
+// type byte), serves a member's current GroupInfo with its branch as its
+// commit tracker remembers it (commitorder.Tracker.Path):
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 6;
+//	    opaque group_id<1..255>;
+//	} BranchRequest;
+//
+//	struct {
+//	    opaque state[32]; uint64 epoch;    // a state of the branch, and the
+//	    uint8  external; uint32 leaf;      // commit that made it: committer
+//	    opaque commit_hash[32];            // (leaf 0 if external), SHA-256,
+//	    opaque rejoin_since[32];           // RejoinSince (zero: none)
+//	} PathStep;                            // 109 bytes
+//
+//	struct {
+//	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 7;
+//	    uint64 epoch; opaque state[32];    // the server's current state
+//	    opaque group_info<1..2^24-1>;      // its GroupInfo, ratchet tree included
+//	    PathStep path<1..2^24-1>;          // oldest first, ≤ 4096 steps,
+//	} BranchResponse;                      // ending with (state, epoch)
+//
+// A late winner (Decision.Resync: a commit that beats our branch on a state
+// released after the settle window, typically when a partition heals) starts
+// a background search, never run under the group lock nor on the receive
+// path: the node asks its connected members, lowest leaf first, for their
+// branch, and takes the first one Tracker.Compare calls better. It rejoins
+// that branch with mls.JoinExternal (Resync, RFC 9420 §12.4.3.2) on the
+// served GroupInfo; the commit's metadata is a RejoinCommitMeta (see Wire
+// formats) naming the served state as parent and, as rejoin_since, the fork
+// Compare returned. Under the operation lock it reports the rejoin to the
+// tracker (Tracker.Resynced with the served path), persists the new state
+// with the commit in the outbox, seals again its own messages of the branch
+// it left (Decision.Resend), then publishes. Members that apply a commit
+// carrying rejoin_since re-send their messages sent since that state
+// (commitorder.Commit.RejoinSince), which the rejoiner could not read; a
+// member commit carrying it is rejected. If no connected member serves a
+// better branch, nothing is done (the late winner was invalid or
+// abandoned). All members of a losing side must rejoin, each by its own
+// external commit; to keep those from racing, a member waits, before each
+// search, a quarter of the settle window per member below it in leaf order
+// (modulo 8). Rejoins that still race are settled like any commits (rule
+// 1: the lowest commit hash among external commits), and a rejoiner whose
+// commit lost meets a late winner again and rejoins once more. A rejoin
+// must reach everyone within the settle window: one arriving later that
+// beats another rejoin is a late winner for the whole group, which then
+// rejoins its branch; a settle window shorter than the delivery delay under
+// load lets such rejoins cascade.
+//
+// To learn of the other side's commits after a partition, a node asks for a
+// sync not only after a NeedSync but also whenever a peer appears on a
+// group's topic (checked every Config.Tick): meeting a peer again after a
+// partition heals brings its side's commits, among them the late winner.
+// A partition longer than commitorder.DefaultRetention (10 minutes) still
+// converges by resync, but messages sent more than that before the heal are
+// no longer re-sent.
 package node

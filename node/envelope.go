@@ -27,6 +27,11 @@ const (
 	envelopeJoinRequest = 1 // topic message: a join request
 	metaApplication     = 2 // authenticated_data of an application message
 	metaCommit          = 3 // authenticated_data of a commit
+	syncRequestType     = 4 // sync protocol: what the asker has (sync.go)
+	syncResponseType    = 5 // sync protocol: what it lacks (sync.go)
+	branchRequestType   = 6 // sync protocol: ask for a member's branch (rejoin.go)
+	branchResponseType  = 7 // sync protocol: a GroupInfo and its Path (rejoin.go)
+	metaRejoinCommit    = 8 // authenticated_data of an external commit rejoining a winning branch
 )
 
 // Sizes of fixed fields.
@@ -201,31 +206,68 @@ func parseAppMeta(data []byte) (*appMeta, error) {
 // state the commit was made on, which commitorder.Commit.Parent needs before
 // the commit is processed (issue 6), and which lets a validator tell a commit
 // that claims our state (and must verify against it) from one made on a
-// branch we do not hold.
+// branch we do not hold. An external commit by which a member rejoins the
+// group (RFC 9420 §12.4.3.2, resync) also names the last state the rejoiner
+// shared with the group (commitorder.Commit.RejoinSince), so that the
+// members re-send what it could not read.
 type commitMeta struct {
 	Parent commitorder.StateID
+	// RejoinSince is zero except on a rejoin commit.
+	RejoinSince commitorder.StateID
 }
 
-// marshal encodes the metadata:
+// marshal encodes the metadata, as a CommitMeta if RejoinSince is zero and
+// as a RejoinCommitMeta otherwise:
 //
 //	opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 3;
 //	opaque parent_state[32];   // commitorder.NewStateID(epoch_authenticator)
+//
+//	opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 8;
+//	opaque parent_state[32];
+//	opaque rejoin_since[32];   // a StateID, never all zero
 func (m *commitMeta) marshal() []byte {
-	b := cryptobyte.NewFixedBuilder(make([]byte, 0, 4+len(m.Parent)))
-	addHeader(b, metaCommit)
+	if m.RejoinSince.IsZero() {
+		b := cryptobyte.NewFixedBuilder(make([]byte, 0, 4+len(m.Parent)))
+		addHeader(b, metaCommit)
+		b.AddBytes(m.Parent[:])
+		return b.BytesOrPanic() // fixed size, cannot fail
+	}
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, 4+len(m.Parent)+len(m.RejoinSince)))
+	addHeader(b, metaRejoinCommit)
 	b.AddBytes(m.Parent[:])
+	b.AddBytes(m.RejoinSince[:])
 	return b.BytesOrPanic() // fixed size, cannot fail
 }
 
-// parseCommitMeta decodes commit metadata strictly.
+// parseCommitMeta decodes commit metadata (either type) strictly.
 func parseCommitMeta(data []byte) (*commitMeta, error) {
+	typ := uint8(metaCommit)
+	if len(data) >= 4 && data[3] == metaRejoinCommit {
+		typ = metaRejoinCommit
+	}
 	s := cryptobyte.String(data)
-	if err := readHeader(&s, metaCommit); err != nil {
+	if err := readHeader(&s, typ); err != nil {
 		return nil, err
 	}
 	m := new(commitMeta)
-	if !s.CopyBytes(m.Parent[:]) || !s.Empty() {
+	if !s.CopyBytes(m.Parent[:]) {
+		return nil, fmt.Errorf("%w: commit metadata of %d bytes", errBadEnvelope, len(data))
+	}
+	if typ == metaRejoinCommit && (!s.CopyBytes(m.RejoinSince[:]) || m.RejoinSince.IsZero()) {
+		return nil, fmt.Errorf("%w: rejoin commit metadata of %d bytes", errBadEnvelope, len(data))
+	}
+	if !s.Empty() {
 		return nil, fmt.Errorf("%w: commit metadata of %d bytes", errBadEnvelope, len(data))
 	}
 	return m, nil
+}
+
+// checkSender reports a RejoinSince on a commit that is not an external
+// commit (RFC 9420 §12.4.3.2, sender type new_member_commit): only a
+// rejoining member may ask the others to re-send.
+func (m *commitMeta) checkSender(h *mlsHeader) error {
+	if !m.RejoinSince.IsZero() && h.SenderType != senderTypeNewMemberCommit {
+		return fmt.Errorf("%w: rejoin metadata on a commit of sender type %d", errBadEnvelope, h.SenderType)
+	}
+	return nil
 }

@@ -129,6 +129,7 @@ type Group struct {
 	unusable    map[logHash]uint64                     // log entries received that will never be used here, by epoch (bounded)
 	serving     map[logHash]bool                       // entries of a sync response being processed: opened?
 	rotation    *pendingRotation                       // own rotation wanted in by Update proposal, or nil
+	late        lateResync                             // rejoining a winning branch (rejoin.go)
 
 	// testHoldPublish keeps the outbox from being published and the
 	// group's log from being served by sync (tests: a crash between
@@ -777,12 +778,17 @@ func (g *Group) onCommitLocked(data []byte, h *mlsHeader) (retry [][]byte, remov
 		return nil, false
 	}
 	committer, err := committerOf(h)
+	if err == nil {
+		err = meta.checkSender(h)
+	}
 	if err != nil {
 		g.n.log.Debug("dropping commit", "group", g.topicID, "err", err)
 		return nil, false
 	}
 	before := g.stateID
-	c := commitorder.Commit{Epoch: h.Epoch, Parent: meta.Parent, Committer: committer, Bytes: data}
+	// RejoinSince: the members re-send what a rejoining member could not
+	// read (commitorder rule 3).
+	c := commitorder.Commit{Epoch: h.Epoch, Parent: meta.Parent, Committer: committer, RejoinSince: meta.RejoinSince, Bytes: data}
 	if _, err := g.receiveCommitLocked(c, nil); err != nil {
 		g.n.log.Debug("commit not applied", "group", g.topicID, "err", err)
 		return nil, false

@@ -165,6 +165,12 @@ func clusterWith(t testing.TB, k int, mod func(*Config)) []*Node {
 // mockCluster starts k nodes on a mocknet. Each node connects to up to
 // degree others (a ring plus random chords), so messages need several hops.
 func mockCluster(t testing.TB, k, degree int) ([]*Node, mocknet.Mocknet) {
+	return mockClusterWith(t, k, degree, nil)
+}
+
+// mockClusterWith is mockCluster with each node's configuration adjusted by
+// mod.
+func mockClusterWith(t testing.TB, k, degree int, mod func(*Config)) ([]*Node, mocknet.Mocknet) {
 	t.Helper()
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
@@ -176,6 +182,9 @@ func mockCluster(t testing.TB, k, degree int) ([]*Node, mocknet.Mocknet) {
 		ip := fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i/65536%256, i/256%256, i%256+1)
 		cfg.newHost = func(key crypto.PrivKey) (host.Host, error) {
 			return mn.AddPeer(key, ma.StringCast(ip))
+		}
+		if mod != nil {
+			mod(&cfg) // may wrap newHost
 		}
 		nodes[i] = startNode(t, cfg)
 	}

@@ -166,11 +166,9 @@ func (g *Group) carryOutLocked(d commitorder.Decision, extra func(Tx) error) err
 	}
 	g.reproposeLocked(d.Repropose)
 	if d.Resync != nil {
-		// Choosing a better branch and rejoining it (Tracker.Compare,
-		// Resynced) is not built yet (issue 6); a sync may bring the
-		// branch's commits if a member still logs them.
-		g.n.log.Warn("late winning commit: resync needed", "group", g.topicID, "since", d.Resync.Since)
-		g.syncDue = true
+		// Find the branch the late winner started and rejoin it, in the
+		// background (rejoin.go).
+		g.resyncLateLocked(d.Resync)
 	}
 	return nil
 }

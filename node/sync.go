@@ -17,7 +17,6 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/meshchat/meshchat/commitorder"
-	"github.com/meshchat/meshchat/mls"
 )
 
 // syncProtocol is the libp2p stream protocol on which a member asks another
@@ -44,9 +43,6 @@ const (
 	// syncRetry is how long a node waits between sync attempts while one
 	// is due.
 	syncRetry = time.Second
-
-	syncRequestType  = 4
-	syncResponseType = 5
 )
 
 // bucketHandshake holds the handshake log: key groupKey(group ID) ||
@@ -223,6 +219,10 @@ func (n *Node) handleSyncStream(s network.Stream) {
 	data, err := io.ReadAll(io.LimitReader(s, maxSyncRequest+1))
 	if err != nil || len(data) > maxSyncRequest {
 		s.Reset()
+		return
+	}
+	if isBranchRequest(data) {
+		n.serveBranch(s, data)
 		return
 	}
 	req, err := parseSyncRequest(data)
@@ -528,39 +528,9 @@ func (g *Group) watchTopic() {
 
 // resync rejoins the group at the state a member served, by an external
 // commit that removes this member's old leaf (RFC 9420 §12.4.3.2, resync),
-// when the handshake log could not bring it there. The new state is
-// persisted with the commit in the outbox before the commit is published,
-// and starts a new tracker history.
+// when the handshake log could not bring it there (see rejoin: RejoinSince
+// is our current state, so the members re-send what they sent since).
 func (g *Group) resync(ctx context.Context, resp *syncResponse) error {
-	g.opMu.Lock()
-	defer g.opMu.Unlock()
-	g.mu.Lock()
-	if g.state == nil || g.removed || g.state.Epoch() >= resp.Epoch {
-		g.mu.Unlock()
-		return nil
-	}
-	pc, err := mls.JoinExternal(resp.GroupInfo, g.n.mlsID, g.n.mlsCfg, &mls.ExternalJoinOptions{
-		Resync:            true,
-		AuthenticatedData: (&commitMeta{Parent: resp.State}).marshal(),
-	})
-	if err != nil {
-		g.mu.Unlock()
-		return err
-	}
-	if !bytes.Equal(pc.Next.ID(), g.groupID) {
-		g.mu.Unlock()
-		return errors.New("GroupInfo of another group")
-	}
-	from := g.state.Epoch()
-	err = g.adoptLocked(pc.Next, pc.Proposals, func(tx Tx) error {
-		return g.appendOutboxLocked(tx, &outboxRecord{Kind: outboxCommit, Message: pc.Commit})
-	})
-	g.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	g.n.log.Info("resynced by external commit", "group", g.topicID, "from", from, "to", pc.Next.Epoch())
-	g.waitPeers(ctx)
-	g.flushOutbox(ctx)
-	return nil
+	_, err := g.rejoin(ctx, resp.GroupInfo, resp.State, resp.Epoch, nil)
+	return err
 }

@@ -160,6 +160,9 @@ func (g *Group) checkMessage(data []byte) error {
 		if meta, err = parseCommitMeta(h.AuthenticatedData); err != nil {
 			return reject("commit: %v", err)
 		}
+		if err := meta.checkSender(h); err != nil {
+			return reject("commit: %v", err)
+		}
 	}
 	if info.Kind == mls.ProposalMessage {
 		if info.Epoch == epoch+1 {
