@@ -383,9 +383,10 @@ func (g *Group) findBetterBranch(ctx context.Context) {
 //
 // With a path (the branch of that state, as its member served it), the
 // branch must still be better than ours (Tracker.Compare), and the commit's
-// RejoinSince is the state Compare returns: a late winner. Without one, the
-// member fell behind the handshake log of its peers: the state must be ahead
-// of ours, and RejoinSince is our current state.
+// RejoinSince is the state Compare returns: a late winner; or it must lead
+// from our current state to a later one (we fell behind the handshake log
+// of our peers), and RejoinSince is our current state. Without a path, the
+// state must be ahead of ours, and RejoinSince is our current state.
 //
 // The tracker learns of the rejoin (Tracker.Resynced) and its decision is
 // carried out: the new state is persisted with the commit in the outbox,
@@ -411,9 +412,13 @@ func (g *Group) rejoinOp(ctx context.Context, groupInfo []byte, parent commitord
 	var since commitorder.StateID
 	if path != nil {
 		var better bool
-		if since, better = g.tracker.Compare(path); !better {
+		since, better = g.tracker.Compare(path)
+		// A branch through our current state that is ahead of it: we fell
+		// behind the logs, and rejoin at its end.
+		extends := !better && since == g.stateID && epoch > g.state.Epoch()
+		if !better && !extends {
 			g.mu.Unlock()
-			return false, nil // our branch moved meanwhile
+			return false, nil // not better, or our branch moved meanwhile
 		}
 	} else {
 		if g.state.Epoch() >= epoch {

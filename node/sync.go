@@ -414,7 +414,7 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 		if !reaches && ours < resp.Epoch && g.Epoch() == ours && len(resp.GroupInfo) > 0 {
 			// The log does not reach back to our epoch (retention):
 			// rejoin at the peer's state.
-			if err := g.resync(ctx, resp); err != nil {
+			if err := g.resync(ctx, p, req.GroupID, resp); err != nil {
 				g.n.log.Warn("resync", "group", g.topicID, "peer", p, "err", err)
 				continue
 			}
@@ -526,11 +526,18 @@ func (g *Group) watchTopic() {
 	}
 }
 
-// resync rejoins the group at the state a member served, by an external
+// resync rejoins the group at the state member p served, by an external
 // commit that removes this member's old leaf (RFC 9420 §12.4.3.2, resync),
-// when the handshake log could not bring it there (see rejoin: RejoinSince
-// is our current state, so the members re-send what they sent since).
-func (g *Group) resync(ctx context.Context, resp *syncResponse) error {
+// when the handshake log could not bring it there. It asks p for its
+// branch first, so that the tracker tells a branch that extends ours (we
+// fell behind the logs) from one that beat ours at a fork (we are on a
+// losing branch: a late winner); without the branch, RejoinSince is our
+// current state (see rejoin).
+func (g *Group) resync(ctx context.Context, p peer.ID, groupID []byte, resp *syncResponse) error {
+	if br, err := g.requestBranch(ctx, p, groupID); err == nil {
+		_, err = g.rejoin(ctx, br.GroupInfo, br.State, br.Epoch, br.Path)
+		return err
+	}
 	_, err := g.rejoin(ctx, resp.GroupInfo, resp.State, resp.Epoch, nil)
 	return err
 }
