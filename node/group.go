@@ -1194,6 +1194,10 @@ func (g *Group) flushOutbox(ctx context.Context) {
 			g.mu.Lock()
 			busy := g.inflight[r.Index]
 			if !busy {
+				// Delivered since the outbox was read?
+				busy = !g.outboxHasLocked(r.Index)
+			}
+			if !busy {
 				g.inflight[r.Index] = true
 			}
 			g.mu.Unlock()
@@ -1229,6 +1233,16 @@ func (g *Group) flushOutbox(ctx context.Context) {
 	}
 }
 
+// outboxHasLocked reports whether the outbox still holds entry index.
+func (g *Group) outboxHasLocked(index uint64) bool {
+	has := false
+	_ = g.n.store.View(func(tx Tx) error {
+		has = tx.Get(bucketOutbox, indexKey(g.groupID, index)) != nil
+		return nil
+	})
+	return has
+}
+
 // deleteOutbox removes a published entry.
 func (g *Group) deleteOutbox(index uint64) { g.deleteOutboxLogging(index, nil) }
 
@@ -1239,6 +1253,7 @@ func (g *Group) deleteOutboxLogging(index uint64, app []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	key := indexKey(g.groupID, index)
+	existed := false
 	if err := g.n.store.Update(func(tx Tx) error {
 		if app != nil {
 			if h, err := peekMessage(app); err == nil {
@@ -1247,12 +1262,18 @@ func (g *Group) deleteOutboxLogging(index uint64, app []byte) {
 				}
 			}
 		}
+		// An entry may be deleted twice (a flush that read the outbox
+		// before a Welcome's delivery finished): count it once, or the
+		// count drifts below the entries and the outbox stops flushing.
+		existed = tx.Get(bucketOutbox, key) != nil
 		return tx.Delete(bucketOutbox, key)
 	}); err != nil {
 		g.n.log.Warn("delete outbox entry", "group", g.topicID, "err", err)
 		return
 	}
-	g.outboxLen--
+	if existed {
+		g.outboxLen--
+	}
 	delete(g.inflight, index)
 }
 

@@ -470,6 +470,43 @@ func TestRestartResumesGroup(t *testing.T) {
 	expectQuiet(t, g0, 100*time.Millisecond)
 }
 
+// TestOutboxDeleteCountsOnce: an outbox entry deleted twice (a flush that
+// read the outbox before a Welcome's delivery removed it) is counted once;
+// a count below the entries would stop the outbox from ever flushing.
+func TestOutboxDeleteCountsOnce(t *testing.T) {
+	n := startNode(t, testConfig(t, t.TempDir()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	g, err := n.CreateGroup(ctx, GroupOptions{Name: "outbox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.testHoldPublish.Store(true)
+	g.mu.Lock()
+	before := g.outboxLen
+	var index uint64
+	err = n.store.Update(func(tx Tx) error {
+		r := &outboxRecord{Kind: outboxCommit, Message: []byte("entry")}
+		if err := g.appendOutboxLocked(tx, r); err != nil {
+			return err
+		}
+		index = r.Index
+		return nil
+	})
+	g.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deleteOutbox(index)
+	g.deleteOutbox(index)
+	g.mu.Lock()
+	after := g.outboxLen
+	g.mu.Unlock()
+	if after != before {
+		t.Fatalf("outbox count %d after adding and deleting (twice) one entry, want %d", after, before)
+	}
+}
+
 // TestAutomaticRotation: with RotateAfterMessages set, a member issues an
 // update commit after that many messages and the group moves on.
 func TestAutomaticRotation(t *testing.T) {
