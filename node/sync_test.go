@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshchat/meshchat/commitorder"
+	"github.com/meshchat/meshchat/mls"
 )
 
 // TestCatchUpAfterOffline: a member's node is closed while the two others
@@ -273,13 +274,14 @@ func TestSyncLogSelection(t *testing.T) {
 	var have []logHash
 	var from uint64
 	extra := map[logHash]uint64{h("dead3"): 3, h("dead0"): 0}
+	extraHandshake := map[logHash]uint64{h("orphan2"): 2, h("orphan0"): 0}
 	if err := st.View(func(tx Tx) error {
-		have, from, err = haveList(tx, gid, 1, 1, extra)
+		have, from, err = haveList(tx, gid, 1, 1, extraHandshake, extra)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want := sortHashes(h("c1"), h("c2"), h("c3"), h("a1x"), h("a1y"), h("a2"), h("a3"), h("dead3"))
+	want := sortHashes(h("c1"), h("c2"), h("c3"), h("a1x"), h("a1y"), h("a2"), h("a3"), h("dead3"), h("orphan2"))
 	if from != 1 || !slices.Equal(have, want) {
 		t.Fatalf("haveList = %x from %d, want %x from 1", have, from, want)
 	}
@@ -316,7 +318,7 @@ func TestSyncLogSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := st.View(func(tx Tx) error {
-		have, from, err = haveList(tx, gid, 0, 0, nil)
+		have, from, err = haveList(tx, gid, 0, 0, nil, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -326,6 +328,46 @@ func TestSyncLogSelection(t *testing.T) {
 	}
 	if got := serve(&syncRequest{Since: 0, MessagesSince: from, Have: have}); len(got) != 0 {
 		t.Fatalf("served %d entries to an asker that holds everything from epoch 5", len(got))
+	}
+
+	// Handshake entries cut inside an epoch: that epoch's commits wait
+	// for the next response (a proposal of the epoch may be missing),
+	// unless they are all the response would hold.
+	cutGID := []byte("cut-group")
+	if err := st.Update(func(tx Tx) error {
+		if err := tx.Put(bucketHandshake, handshakeKey(cutGID, 8, []byte("c8")), []byte("c8")); err != nil {
+			return err
+		}
+		for i := range maxSyncCommits + 10 {
+			data := []byte(fmt.Sprintf("c9-%d", i))
+			if err := tx.Put(bucketHandshake, handshakeKey(cutGID, 9, data), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var cutServed [][]byte
+	if err := st.View(func(tx Tx) error {
+		var err error
+		cutServed, err = readSyncLog(tx, cutGID, &syncRequest{Since: 8, MessagesSince: 8})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cutServed) != 1 || string(cutServed[0]) != "c8" {
+		t.Fatalf("cut inside epoch 9: served %d entries, want only c8", len(cutServed))
+	}
+	if err := st.View(func(tx Tx) error {
+		var err error
+		cutServed, err = readSyncLog(tx, cutGID, &syncRequest{Since: 9, MessagesSince: 9})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cutServed) != maxSyncCommits {
+		t.Fatalf("epoch 9 alone: served %d entries, want %d", len(cutServed), maxSyncCommits)
 	}
 
 	// The application log's limit drops the oldest epochs.
@@ -348,6 +390,85 @@ func TestSyncLogSelection(t *testing.T) {
 	}
 	if !slices.Equal(epochs, []uint64{6, 7, 8, 9, 10}) || g.appLogLen != 5 {
 		t.Fatalf("trimmed log holds epochs %v (count %d), want 6..10", epochs, g.appLogLen)
+	}
+}
+
+// TestSyncServesProposalsBeforeCommits: an epoch's proposals are served
+// after its application messages and before its commits, whatever their
+// hashes, so that a commit served finds the proposals it references.
+func TestSyncServesProposalsBeforeCommits(t *testing.T) {
+	st, err := openBoltStore(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := mls.NewIdentity(DefaultCipherSuite, []byte("alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := mls.NewGroup(id, nil, &mls.GroupOptions{GroupID: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := g.Commit(&mls.CommitOptions{ForcePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := pc.Commit
+	app, err := g.Seal([]byte("hi"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := g.ID()
+	put := func(data []byte) {
+		t.Helper()
+		if err := st.Update(func(tx Tx) error {
+			bucket := bucketHandshake
+			if !isProposal(data) && !bytes.Equal(data, commit) {
+				bucket = bucketAppLog
+			}
+			return tx.Put(bucket, handshakeKey(gid, 0, data), data)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(commit)
+	put(app)
+	// Proposals until one sorts after the commit in the log's key order
+	// (so that key order alone would serve the commit first).
+	var proposals [][]byte
+	ck := handshakeKey(gid, 0, commit)
+	for range 64 {
+		p, err := g.ProposeUpdate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isProposal(p) {
+			t.Fatal("ProposeUpdate's message not recognised as a proposal")
+		}
+		put(p)
+		proposals = append(proposals, p)
+		if bytes.Compare(handshakeKey(gid, 0, p), ck) > 0 {
+			break
+		}
+	}
+	var served [][]byte
+	if err := st.View(func(tx Tx) error {
+		served, err = readSyncLog(tx, gid, &syncRequest{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(served) != len(proposals)+2 {
+		t.Fatalf("served %d entries, want %d", len(served), len(proposals)+2)
+	}
+	if !bytes.Equal(served[0], app) || !bytes.Equal(served[len(served)-1], commit) {
+		t.Fatal("epoch not served as application message, proposals, commit")
+	}
+	for _, p := range proposals {
+		if !slices.ContainsFunc(served[1:len(served)-1], func(e []byte) bool { return bytes.Equal(e, p) }) {
+			t.Fatal("a proposal is not served between the message and the commit")
+		}
 	}
 }
 
