@@ -120,10 +120,10 @@ func (g *Group) receiveCommitLocked(c commitorder.Commit, extra func(Tx) error) 
 	case err != nil, d.Outcome == commitorder.Lost, d.Outcome == commitorder.Stale:
 		// Never applied here: syncs must not serve it to us again.
 		g.rememberUnusableLocked(c.Epoch, c.Bytes, true)
-	case d.Outcome == commitorder.Buffered:
-		// The tracker keeps it until its parent comes; served again, it
-		// would only be a duplicate (an orphan of a losing branch never
-		// attaches).
+	case d.Outcome == commitorder.Buffered, d.Outcome == commitorder.Duplicate:
+		// The tracker keeps it (until its parent comes, or its
+		// proposals) or has followed it; served again, it would only be
+		// a duplicate (an orphan of a losing branch never attaches).
 		g.rememberUnusableLocked(c.Epoch, c.Bytes, true)
 	}
 	if err != nil {

@@ -472,9 +472,18 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 		g.n.log.Debug("synced", "group", g.topicID, "peer", p, "since", req.Since, "messages_since", req.MessagesSince,
 			"have", len(req.Have), "entries", len(resp.Entries), "commits", commits, "proposals", proposals,
 			"opened", opened, "epoch", g.Epoch())
-		if !reaches && ours < resp.Epoch && g.Epoch() == ours && len(resp.GroupInfo) > 0 {
-			// The log does not reach back to our epoch (retention):
-			// rejoin at the peer's state.
+		g.mu.Lock()
+		searching := g.late.running
+		g.mu.Unlock()
+		if !reaches && !searching && resp.Epoch > ours+g.n.cfg.handshakeRetention && g.Epoch() == ours && len(resp.GroupInfo) > 0 {
+			// The log does not reach back to our epoch (retention: the
+			// peer is further ahead than its log keeps, and it served
+			// no commit made in our epoch or before): rejoin at the
+			// peer's state. A peer that is not that far ahead may just
+			// have left out the commits we listed as held (our branch,
+			// lost ones, orphans); and while a late winner's branch is
+			// searched for, that search rejoins, with the right
+			// RejoinSince.
 			if err := g.resync(ctx, resp); err != nil {
 				g.n.log.Warn("resync", "group", g.topicID, "peer", p, "err", err)
 				continue
