@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -530,4 +531,106 @@ func TestAntiEntropyRecoversDroppedMessage(t *testing.T) {
 	if err != nil || len(hist) != 4 {
 		t.Fatalf("deaf member's history: %d messages, %v; want 4", len(hist), err)
 	}
+}
+
+// TestOrphanCommitSyncsBounded: a member's handshake log holds a commit
+// made on a state nobody else knows (an orphan, as a branch that lost
+// leaves behind). With the periodic sync off, another member syncs in
+// rounds the test starts: the orphan is served once, waits in the
+// tracker without asking for another sync, is listed as held from then
+// on (so it is not served again), and every round asks at most the two
+// other members: the number of rounds and requests is bounded by the
+// rounds started.
+func TestOrphanCommitSyncsBounded(t *testing.T) {
+	nodes := clusterWith(t, 3, func(c *Config) { c.SyncInterval = -1 })
+	groups := groupOfNodes(t, nodes)
+	waitTopicPeers(t, 2, groups...)
+	asker, holder := groups[0], groups[2]
+	idle := func(g *Group) bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return !g.syncing && !g.syncDue && g.syncMore == "" && len(g.syncJoined) == 0
+	}
+	waitFor(t, 30*time.Second, "the start-up syncs to end", func() bool {
+		return idle(groups[0]) && idle(groups[1]) && idle(groups[2])
+	})
+
+	// The orphan: a commit on a state made by a commit never published.
+	holder.mu.Lock()
+	first, err := holder.state.Commit(&mls.CommitOptions{ForcePath: true,
+		AuthenticatedData: (&commitMeta{Parent: holder.stateID}).marshal()})
+	if err != nil {
+		holder.mu.Unlock()
+		t.Fatal(err)
+	}
+	orphan, err := first.Next.Commit(&mls.CommitOptions{ForcePath: true,
+		AuthenticatedData: (&commitMeta{Parent: commitorder.NewStateID(first.Next.EpochAuthenticator())}).marshal()})
+	if err != nil {
+		holder.mu.Unlock()
+		t.Fatal(err)
+	}
+	holder.logHandshakeLocked(nil, first.Next.Epoch(), orphan.Commit)
+	holder.mu.Unlock()
+	orphanHash := hashOf(asker.ID(), orphan.Commit)
+
+	counts := func() (all, one, requests int) {
+		asker.mu.Lock()
+		defer asker.mu.Unlock()
+		return asker.syncStats.rounds[syncAll], asker.syncStats.rounds[syncOne], asker.syncStats.requests
+	}
+	all0, one0, req0 := counts()
+	const rounds = 4
+	for r := range rounds {
+		waitFor(t, 30*time.Second, "the asker to be idle", func() bool { return idle(asker) })
+		asker.mu.Lock()
+		asker.syncDue = true
+		asker.mu.Unlock()
+		asker.wake()
+		waitFor(t, 30*time.Second, fmt.Sprintf("sync round %d", r), func() bool {
+			all, _, _ := counts()
+			return all >= all0+r+1 && idle(asker)
+		})
+		if r == 0 {
+			asker.mu.Lock()
+			_, listed := asker.unusableHandshake[orphanHash]
+			asker.mu.Unlock()
+			if !listed {
+				t.Fatal("the served orphan is not listed as held")
+			}
+		}
+	}
+	// A few ticks more: nothing asks for another sync.
+	time.Sleep(time.Second)
+	all, one, requests := counts()
+	if all-all0 != rounds || one != one0 {
+		t.Fatalf("%d rounds asking several members and %d asking one, want %d and 0", all-all0, one-one0, rounds)
+	}
+	if requests-req0 > 2*rounds {
+		t.Fatalf("%d sync requests in %d rounds, want at most %d", requests-req0, rounds, 2*rounds)
+	}
+	// What the asker lists now keeps the holder from serving the orphan.
+	asker.mu.Lock()
+	since := asker.tracker.SyncFrom()
+	extraHandshake := maps.Clone(asker.unusableHandshake)
+	asker.mu.Unlock()
+	req := &syncRequest{GroupID: asker.ID(), Since: since, MessagesSince: since}
+	if err := asker.n.store.View(func(tx Tx) error {
+		var err error
+		req.Have, req.MessagesSince, err = haveList(tx, req.GroupID, req.Since, req.MessagesSince, extraHandshake, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var served [][]byte
+	if err := holder.n.store.View(func(tx Tx) error {
+		var err error
+		served, err = readSyncLog(tx, holder.ID(), req)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(served, func(e []byte) bool { return bytes.Equal(e, orphan.Commit) }) {
+		t.Fatal("the orphan is served again")
+	}
+	t.Logf("%d rounds, %d sync requests", all-all0, requests-req0)
 }
