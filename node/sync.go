@@ -110,14 +110,14 @@ func (g *Group) logCommitLocked(c commitorder.Commit) { g.logHandshakeLocked(nil
 //	struct {
 //	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 4;
 //	    opaque group_id<1..255>;
-//	    uint64 since_epoch;        // commits from this epoch on
+//	    uint64 since_epoch;        // handshake log (commits, proposals) from here
 //	    uint64 messages_since;     // application messages from this epoch on
 //	    opaque state[32];          // the asker's current StateID
 //	    opaque have<0..2^16-1>;    // 8-byte hash prefixes, ascending, ≤ 2048
 //	} SyncRequest;
 type syncRequest struct {
 	GroupID []byte
-	// Since is the epoch from which commits are asked for.
+	// Since is the epoch from which commits and proposals are asked for.
 	Since uint64
 	// MessagesSince is the epoch from which application messages are
 	// asked for.
@@ -192,7 +192,7 @@ type syncResponse struct {
 	State     commitorder.StateID
 	GroupInfo []byte
 	// Entries are MLSMessages from the logs: PublicMessage commits and
-	// PrivateMessage application messages.
+	// proposals, PrivateMessage application messages.
 	Entries [][]byte
 }
 
