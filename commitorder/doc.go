@@ -64,7 +64,9 @@
 //
 // Each Decision says which state is current and what to do: messages to
 // re-send (Resend), proposals to send again (Repropose), a resync to perform
-// (Resync), a sync to request (NeedSync, SyncFrom). The Outcome says what
+// (Resync), a sync to request (NeedSync, SyncFrom), and the commits the
+// call applied (Applied, for the node's log: a commit that waited for a
+// proposal or its parent is applied by a later call). The Outcome says what
 // became of the commit passed to Receive.
 //
 // # What the node does

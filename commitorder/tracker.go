@@ -134,6 +134,12 @@ type Decision struct {
 	// Path, keep one that Compare calls better), rejoin it with an external
 	// commit (RFC 9420 §12.4.3.2) and report that with Resynced.
 	Resync *ResyncNeeded
+	// Applied lists, in the order applied, every commit this call applied
+	// on our branch: the one handed to Receive, and those that waited for
+	// a proposal (ReceiveProposal) or for their parent (buffered orphans).
+	// The node logs them for the members that missed them (rule 4). A
+	// commit that Resynced reports is not listed: the node knows it.
+	Applied []Commit
 	// NeedSync is set when a commit arrived on a state we do not know: ask
 	// peers for the handshake messages since epoch SyncFrom.
 	NeedSync bool
@@ -366,6 +372,7 @@ func (t *Tracker) placeOnHeld(i int, c *candidate, now time.Time, s *step) (Outc
 	t.unwind(i+1, now, s)
 	l := &link{state: next, via: c.key, rejoinSince: c.RejoinSince, applied: applied, at: now, seq: t.nextSeq()}
 	t.chain = append(t.chain, l)
+	s.d.Applied = append(s.d.Applied, c.Commit)
 	s.learned = true
 	if !c.RejoinSince.IsZero() {
 		s.rejoins = append(s.rejoins, l)

@@ -313,11 +313,19 @@ func TestOrphansAttachWhenParentArrives(t *testing.T) {
 		t.Fatalf("orphan: NeedSync %v SyncFrom %d", d.NeedSync, d.SyncFrom)
 	}
 	f.receive(c3, t0, Duplicate)
-	f.receive(c2, t0, Buffered)
-	f.receive(c1, t0, Applied)
+	if d = f.receive(c2, t0, Buffered); len(d.Applied) != 0 {
+		t.Fatalf("buffered commit reported applied: %d", len(d.Applied))
+	}
+	d = f.receive(c1, t0, Applied)
 	f.wantCurrent(after(c3))
+	// Decision.Applied lists the orphans that attached, in order.
+	if !slices.EqualFunc(d.Applied, []Commit{c1, c2, c3}, sameCommit) {
+		t.Fatalf("applied %d commits, want c1, c2, c3 in order", len(d.Applied))
+	}
 	f.wantClean(4)
 }
+
+func sameCommit(a, b Commit) bool { return string(a.Bytes) == string(b.Bytes) && a.Parent == b.Parent }
 
 // A commit referencing a proposal not yet received waits for it (other
 // members who have it applied the commit: treating it as invalid would split
@@ -327,7 +335,9 @@ func TestCommitWaitsForItsProposals(t *testing.T) {
 	f := newFixture(t)
 	p := Proposal{ID: NewProposalID([]byte("add newcomer")), Bytes: []byte("add")}
 	c := f.commit(rootID, 0, 1, []ProposalID{p.ID}, nil)
-	f.receive(c, t0, Waiting)
+	if d := f.receive(c, t0, Waiting); len(d.Applied) != 0 {
+		t.Fatal("waiting commit reported applied")
+	}
 	f.receive(c, t0, Duplicate)
 	f.wantCurrent(rootID)
 	f.o.receiveProposal(rootID, p.ID)
@@ -335,6 +345,11 @@ func TestCommitWaitsForItsProposals(t *testing.T) {
 	f.wantCurrent(after(c))
 	if d.Current.ID() != after(c) {
 		t.Fatal("decision does not carry the new state")
+	}
+	// The commit applied by the proposal's arrival is reported, so that
+	// the node can log it.
+	if len(d.Applied) != 1 || !sameCommit(d.Applied[0], c) {
+		t.Fatalf("ReceiveProposal reported %d applied commits, want the waiting one", len(d.Applied))
 	}
 
 	f = newFixture(t)

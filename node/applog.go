@@ -122,56 +122,75 @@ func pruneLogBelow(tx Tx, bucket string, prefix []byte, limit uint64) (int, erro
 
 // rememberUnusableLocked notes a log entry received that will never be
 // used here: an application message that can never be opened (its key was
-// consumed, it is our own, its branch lost, its epoch is gone) or a commit
-// that lost its epoch or is invalid. Sync requests list it, so that members
-// stop serving it. The set is bounded; the lowest epochs go first.
-func (g *Group) rememberUnusableLocked(epoch uint64, data []byte) {
+// consumed, it is our own, its branch lost, its epoch is gone), or, if
+// handshake is set, a commit that lost its epoch, is invalid or waits for
+// a parent (an orphan the tracker keeps), or a proposal no held state
+// accepts. Sync requests list it, so that members stop serving it (and an
+// orphan of a losing branch, served again, does not ask for yet another
+// sync). Each set is bounded; the lowest epochs go first.
+func (g *Group) rememberUnusableLocked(epoch uint64, data []byte, handshake bool) {
 	if g.groupID == nil {
 		return
 	}
-	if len(g.unusable) >= maxUnusable {
+	set := g.unusable
+	if handshake {
+		set = g.unusableHandshake
+	}
+	if len(set) >= maxUnusable {
 		var low logHash
 		first := true
 		var lowEpoch uint64
-		for h, e := range g.unusable {
+		for h, e := range set {
 			if first || e < lowEpoch {
 				low, lowEpoch, first = h, e, false
 			}
 		}
-		delete(g.unusable, low)
+		delete(set, low)
 	}
-	g.unusable[hashOf(g.groupID, data)] = epoch
+	set[hashOf(g.groupID, data)] = epoch
 }
 
-// haveList builds the hash prefixes a sync request lists: the commits of
-// the handshake log from since on, then the application messages of the
-// application log (and extra, the unopenable ones) from messagesSince on,
+// haveList builds the hash prefixes a sync request lists: the entries of
+// the handshake log (and extraHandshake, the unusable commits and
+// proposals) from since on, the newest maxSyncHave of them, then the
+// application messages of the application log (and extra, the unopenable
+// ones) from messagesSince on,
 // newest epochs first, whole epochs while they fit in maxSyncHave. It
 // returns the sorted list and the epoch from which application messages
 // are to be served, raised above the epochs that did not fit: their
 // messages are not asked for. If not even the newest epoch fits, part of it
 // is listed and the rest may be served again (and dropped as duplicates).
-func haveList(tx Tx, groupID []byte, since, messagesSince uint64, extra map[logHash]uint64) ([]logHash, uint64, error) {
+func haveList(tx Tx, groupID []byte, since, messagesSince uint64, extraHandshake, extra map[logHash]uint64) ([]logHash, uint64, error) {
+	type entry struct {
+		epoch uint64
+		h     logHash
+	}
 	prefix := groupKey(groupID)
-	var have []logHash
+	var handshake []entry
 	from := binary.BigEndian.AppendUint64(bytes.Clone(prefix), since)
 	if err := tx.ForEach(bucketHandshake, prefix, func(k, _ []byte) error {
 		if bytes.Compare(k, from) < 0 {
 			return nil
 		}
-		if _, h, ok := logKeyParts(prefix, k); ok {
-			have = append(have, h)
+		if e, h, ok := logKeyParts(prefix, k); ok {
+			handshake = append(handshake, entry{e, h})
 		}
 		return nil
 	}); err != nil {
 		return nil, 0, err
 	}
-	if len(have) > maxSyncHave {
-		have = have[len(have)-maxSyncHave:] // the newest commits
+	for h, e := range extraHandshake {
+		if e >= since {
+			handshake = append(handshake, entry{e, h})
+		}
 	}
-	type entry struct {
-		epoch uint64
-		h     logHash
+	slices.SortStableFunc(handshake, func(a, b entry) int { return cmp.Compare(a.epoch, b.epoch) })
+	if len(handshake) > maxSyncHave {
+		handshake = handshake[len(handshake)-maxSyncHave:] // the newest
+	}
+	have := make([]logHash, 0, len(handshake))
+	for _, e := range handshake {
+		have = append(have, e.h)
 	}
 	var apps []entry
 	from = binary.BigEndian.AppendUint64(bytes.Clone(prefix), messagesSince)
@@ -226,9 +245,17 @@ func haveList(tx Tx, groupID []byte, since, messagesSince uint64, extra map[logH
 
 // syncEntry is one log entry chosen for a sync response.
 type syncEntry struct {
-	epoch uint64
-	seq   uint64 // application messages: the sender's sequence number
-	data  []byte
+	epoch    uint64
+	seq      uint64 // application messages: the sender's sequence number
+	proposal bool   // handshake log: a proposal, not a commit
+	data     []byte
+}
+
+// isProposal reports whether a handshake log entry is a PublicMessage
+// proposal (the rest of the log is commits).
+func isProposal(data []byte) bool {
+	h, err := peekMessage(data)
+	return err == nil && h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeProposal
 }
 
 // appSeq reads the sender's sequence number of an application message from
@@ -246,17 +273,21 @@ func appSeq(data []byte) uint64 {
 	return meta.Seq
 }
 
-// readSyncLog chooses what a sync response serves: the commits of the
-// handshake log from req.Since on and the application messages of the
-// application log from req.MessagesSince on, except those whose hash prefix
-// req.Have lists, in epoch order with each epoch's application messages
-// before its commits (so that an asker opens them while it is still in
-// that epoch), at most maxSyncCommits entries and maxSyncResponse/2 bytes.
-// Within an epoch, application messages go in the order of their senders'
-// sequence numbers (ApplicationMeta.seq, in clear), so each sender's
-// messages arrive in the order it sent them.
-// A response cut short ends where the first entry left out would have been,
-// so that the asker never moves past messages it was not served.
+// readSyncLog chooses what a sync response serves: the entries of the
+// handshake log (commits and proposals) from req.Since on and the
+// application messages of the application log from req.MessagesSince on,
+// except those whose hash prefix req.Have lists, in epoch order, at most
+// maxSyncCommits entries and maxSyncResponse/2 bytes. Within an epoch,
+// application messages go first (so that an asker opens them while it is
+// still in that epoch), in the order of their senders' sequence numbers
+// (ApplicationMeta.seq, in clear), so each sender's messages arrive in the
+// order it sent them; then the epoch's proposals, then its commits (so that
+// a commit finds the proposals it references).
+// A response cut short ends where the first entry left out would have
+// been, so that the asker never moves past messages it was not served; if
+// the handshake log is cut inside an epoch, that epoch's commits are left
+// out too (one of its proposals may be missing), unless they are all the
+// response would hold.
 func readSyncLog(tx Tx, groupID []byte, req *syncRequest) ([][]byte, error) {
 	prefix := groupKey(groupID)
 	read := func(bucket string, since uint64) ([]syncEntry, uint64, bool, error) {
@@ -291,6 +322,32 @@ func readSyncLog(tx Tx, groupID []byte, req *syncRequest) ([][]byte, error) {
 	commits, commitCut, commitsCut, err := read(bucketHandshake, req.Since)
 	if err != nil {
 		return nil, err
+	}
+	for i := range commits {
+		commits[i].proposal = isProposal(commits[i].data)
+	}
+	slices.SortStableFunc(commits, func(a, b syncEntry) int {
+		// Keys are in epoch order; within an epoch, proposals first.
+		if c := cmp.Compare(a.epoch, b.epoch); c != 0 {
+			return c
+		}
+		switch {
+		case a.proposal == b.proposal:
+			return 0
+		case a.proposal:
+			return -1
+		}
+		return 1
+	})
+	if commitsCut {
+		// Proposals of the cut epoch may be missing: leave its commits
+		// for the next response, unless nothing else would be served.
+		kept := slices.DeleteFunc(slices.Clone(commits), func(e syncEntry) bool {
+			return e.epoch == commitCut && !e.proposal
+		})
+		if len(kept) > 0 {
+			commits = kept
+		}
 	}
 	apps, appCut, appsCut, err := read(bucketAppLog, req.MessagesSince)
 	if err != nil {

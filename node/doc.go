@@ -257,11 +257,15 @@
 //
 // # Catch-up
 //
-// Every commit the tracker applies is written to a handshake log in the
-// store (bucket "handshake", key group || epoch || 8 bytes of the commit's
-// SHA-256), kept for the last 64 epochs below the newest logged one. Commits
-// of branches that later lost stay in the log; whoever reads it sorts them
-// out with its own tracker.
+// Every commit the tracker applies (commitorder.Decision.Applied: also one
+// that waited for a proposal or for its parent) is written to a handshake
+// log in the store (bucket "handshake", key group || epoch || 8 bytes of
+// the message's SHA-256), kept for the last 64 epochs below the newest
+// logged one. So is every PublicMessage proposal that a held state of its
+// epoch accepted, received or the node's own (logged with the state that
+// proposes it), under its epoch: a member that gets a commit only by sync
+// needs the proposals it references. Commits of branches that later lost
+// stay in the log; whoever reads it sorts them out with its own tracker.
 //
 // Beside it, an application log (bucket "applog", same key layout) keeps
 // the PrivateMessages with application data exactly as published: the
@@ -280,7 +284,7 @@
 //	struct {
 //	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 4;
 //	    opaque group_id<1..255>;
-//	    uint64 since_epoch;                // commits from here: Tracker.SyncFrom
+//	    uint64 since_epoch;                // handshake log from here: Tracker.SyncFrom
 //	    uint64 messages_since;             // application messages from here
 //	    opaque state[32];                  // the asker's StateID
 //	    opaque have<0..2^16-1>;            // 8-byte hash prefixes (as in the
@@ -296,10 +300,13 @@
 //	} SyncResponse;                        // ≤ 1024, ≤ 2 MiB of entries
 //
 // have lists what the asker holds from those epochs on: its handshake log
-// from since_epoch, its application log from messages_since, and the
-// application messages it saw fail to open for good (key already consumed,
-// its own, a branch that lost, an epoch no longer kept; at most 512,
-// in memory). The server sends every logged entry it holds from those
+// from since_epoch (the newest 2048 entries at most) with the handshake
+// messages it received that it will not log (commits that lost, are
+// invalid or duplicates, orphans its tracker keeps until their parent
+// comes, proposals no held state accepts; at most 512, in memory), its
+// application log from messages_since, and the application messages it saw
+// fail to open for good (key already consumed, its own, a branch that
+// lost, an epoch no longer kept; at most 512, in memory). The server sends every logged entry it holds from those
 // epochs on that have does not list. The asker asks for application
 // messages from its epoch minus 3 (mls keeps the keys of 3 past epochs,
 // Config.RetainedEpochs); if its entries from there do not fit in 2048
@@ -309,41 +316,52 @@
 // A request is at most 16,694 bytes.
 //
 // The server sends entries in epoch order, each epoch's application
-// messages before its commits: an asker that is behind opens an epoch's
-// messages while it is in that epoch, then applies the commit that leaves
-// it, so it never needs keys older than the retained epochs. Within an
-// epoch, application messages go in the order of their ApplicationMeta.seq
-// (in clear in the authenticated_data), so each sender's messages come in
-// the order it sent them. A response cut by its bounds ends where the first
-// entry left out would have been: it never carries a commit past
-// application messages of its epoch that it left out.
+// messages first, then its proposals, then its commits: an asker that is
+// behind opens an epoch's messages while it is in that epoch, caches the
+// epoch's proposals, then applies the commit that leaves it (which may
+// reference them), so it never needs keys older than the retained epochs.
+// Within an epoch, application messages go in the order of their
+// ApplicationMeta.seq (in clear in the authenticated_data), so each
+// sender's messages come in the order it sent them. A response cut by its
+// bounds ends where the first entry left out would have been: it never
+// carries a commit past application messages of its epoch that it left
+// out, and if the handshake log is cut inside an epoch, that epoch's
+// commits wait for the next response (one of its proposals may be missing)
+// unless they are all the response would hold.
 //
 // The asker processes the entries in order, exactly like messages from the
 // topic: commits through the tracker, application messages through the
 // receive path, where copies it already has are dropped quietly (a
 // consumed key, an own message, a delivered (sender, message ID)); nobody
 // is penalised, and each message reaches the application once. It
-// accepts only commits (PublicMessage) and application messages
-// (PrivateMessage) from a response.
+// accepts only commits and proposals (PublicMessage) and application
+// messages (PrivateMessage) from a response. A served commit whose parent
+// the response did not bring (an orphan, typically of a branch that lost)
+// waits in the tracker but asks for no further sync: the server has no
+// parent to give.
 //
-// A node asks:
+// A node asks, in this order of precedence:
+//   - the member whose last response moved the state or opened a message:
+//     that member alone, again (the logs may be longer than one response);
 //   - after it creates its tracker (at start, after a restart, after
-//     joining) and whenever the tracker reports Decision.NeedSync: one
-//     connected member after the other until one answers;
+//     joining), whenever the tracker reports Decision.NeedSync for a
+//     commit from the topic, and when a member that had left the topic is
+//     back: connected members in turn, at most 3, until one moves the
+//     state or opens a message (again after a second if none answered);
 //   - when GossipSub reports a member joining the group's topic
 //     (gossip.Topic.NextPeerJoin): that member;
 //   - every Config.SyncInterval (default 30 s): the next connected member
 //     in turn.
 //
-// At most one sync runs per group, and at most one starts per second. When a
-// response moved the state or opened a message, the node asks the same
-// member again (the logs may be longer than one response); a sync that
-// finds nothing new costs one small exchange (no GroupInfo when both sides
-// are in the same state).
+// At most one sync runs per group, and at most one starts per second. A
+// sync that finds nothing new costs one small exchange (no GroupInfo when
+// both sides are in the same state); a server signs its GroupInfo once per
+// state, however many members ask (sync and branch responses alike).
 //
 // If the served commits do not reach back to the asker's epoch (it was away
-// longer than the retention) and the server is ahead, the asker rejoins at
-// the server's state: mls.JoinExternal with Resync (RFC 9420 §12.4.3.2,
+// longer than the retention: the server is more than the 64 logged epochs
+// ahead and served no commit of the asker's epoch or before) and no search
+// for a late winner's branch runs, the asker rejoins at the server's state: mls.JoinExternal with Resync (RFC 9420 §12.4.3.2,
 // which removes its old leaf), the commit's RejoinCommitMeta naming the
 // server's state as parent and the asker's own state as rejoin_since. The
 // tracker learns of it (Tracker.Resynced, without a branch), and the new

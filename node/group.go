@@ -122,14 +122,20 @@ type Group struct {
 	syncing     bool                                   // a sync runs
 	ownCommits  map[[32]byte]*ownCommit                // own commits by hash, while their parent is held
 	sentData    map[commitorder.MessageID]*sentMessage // own messages, to re-send if their branch loses
-	syncPrefer  peer.ID                                // member to ask first in the next sync
-	syncJoined  map[peer.ID]struct{}                   // members that joined the topic, to ask (bounded)
-	syncTurn    int                                    // round robin of the periodic sync
-	appLogLen   int                                    // entries in the application log; -1 until counted
-	unusable    map[logHash]uint64                     // log entries received that will never be used here, by epoch (bounded)
-	serving     map[logHash]bool                       // entries of a sync response being processed: opened?
-	rotation    *pendingRotation                       // own rotation wanted in by Update proposal, or nil
-	late        lateResync                             // rejoining a winning branch (rejoin.go)
+	syncMore    peer.ID                                // member to ask again (its last answer moved us), or ""
+	syncStats   syncStats                              // syncs started and requests sent
+	groupInfo   struct {                               // the current state's GroupInfo, signed once
+		state commitorder.StateID
+		data  []byte
+	}
+	syncJoined        map[peer.ID]struct{} // members that joined the topic, to ask (bounded)
+	syncTurn          int                  // round robin of the periodic sync
+	appLogLen         int                  // entries in the application log; -1 until counted
+	unusable          map[logHash]uint64   // application messages received that will never be used here, by epoch (bounded)
+	unusableHandshake map[logHash]uint64   // commits and proposals received that will never be used here (or wait for a parent), by epoch (bounded)
+	serving           map[logHash]bool     // entries of a sync response being processed: opened?
+	rotation          *pendingRotation     // own rotation wanted in by Update proposal, or nil
+	late              lateResync           // rejoining a winning branch (rejoin.go)
 
 	// testHoldPublish keeps the outbox from being published and the
 	// group's log from being served by sync (tests: a crash between
@@ -162,26 +168,27 @@ func (n *Node) newGroupHandle(topic gossip.TopicID) *Group {
 	var j [8]byte
 	_, _ = rand.Read(j[:])
 	return &Group{
-		n:          n,
-		topicID:    topic,
-		ctx:        ctx,
-		cancel:     cancel,
-		joined:     make(chan struct{}),
-		msgs:       make(chan Message, n.cfg.MessageBuffer),
-		poke:       make(chan struct{}, 1),
-		inflight:   make(map[uint64]bool),
-		dedup:      commitorder.NewDedup(0, 0),
-		validated:  make(map[[32]byte]*validatedCommit),
-		own:        make(map[[32]byte]int),
-		admissions: make(map[string]*admission),
-		addedRefs:  make(map[string]time.Time),
-		order:      make(map[peer.ID]*senderOrder),
-		ownCommits: make(map[[32]byte]*ownCommit),
-		sentData:   make(map[commitorder.MessageID]*sentMessage),
-		syncJoined: make(map[peer.ID]struct{}),
-		appLogLen:  -1,
-		unusable:   make(map[logHash]uint64),
-		serving:    make(map[logHash]bool),
+		n:                 n,
+		topicID:           topic,
+		ctx:               ctx,
+		cancel:            cancel,
+		joined:            make(chan struct{}),
+		msgs:              make(chan Message, n.cfg.MessageBuffer),
+		poke:              make(chan struct{}, 1),
+		inflight:          make(map[uint64]bool),
+		dedup:             commitorder.NewDedup(0, 0),
+		validated:         make(map[[32]byte]*validatedCommit),
+		own:               make(map[[32]byte]int),
+		admissions:        make(map[string]*admission),
+		addedRefs:         make(map[string]time.Time),
+		order:             make(map[peer.ID]*senderOrder),
+		ownCommits:        make(map[[32]byte]*ownCommit),
+		sentData:          make(map[commitorder.MessageID]*sentMessage),
+		syncJoined:        make(map[peer.ID]struct{}),
+		appLogLen:         -1,
+		unusable:          make(map[logHash]uint64),
+		unusableHandshake: make(map[logHash]uint64),
+		serving:           make(map[logHash]bool),
 		// Up to a tenth of the rotation interval, so that members do not
 		// all rotate at once.
 		jitter: time.Duration(uint64(j[0])|uint64(j[1])<<8) * max(n.cfg.RotateInterval, 0) / 10 / 65536,
@@ -738,7 +745,7 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 		// before, served again by a sync): nothing to do, nobody to
 		// blame.
 		if application {
-			g.rememberUnusableLocked(h.Epoch, data)
+			g.rememberUnusableLocked(h.Epoch, data, false)
 		}
 		return nil, false
 	case h.WireFormat == wireFormatPrivateMessage && !g.tracker.Settled(g.stateID):
@@ -749,7 +756,7 @@ func (g *Group) processLocked(data []byte) (retry [][]byte, removed bool) {
 	default:
 		g.n.log.Debug("dropping group message", "group", g.topicID, "err", err)
 		if application {
-			g.rememberUnusableLocked(h.Epoch, data)
+			g.rememberUnusableLocked(h.Epoch, data, false)
 		}
 		return nil, false
 	}

@@ -116,30 +116,42 @@ func (g *Group) newTrackerLocked() {
 // transaction as the state if the decision changes it.
 func (g *Group) receiveCommitLocked(c commitorder.Commit, extra func(Tx) error) (commitorder.Decision, error) {
 	d, err := g.tracker.Receive(c, time.Now())
-	if err != nil || d.Outcome == commitorder.Lost || d.Outcome == commitorder.Stale {
+	switch {
+	case err != nil, d.Outcome == commitorder.Lost, d.Outcome == commitorder.Stale:
 		// Never applied here: syncs must not serve it to us again.
-		g.rememberUnusableLocked(c.Epoch, c.Bytes)
+		g.rememberUnusableLocked(c.Epoch, c.Bytes, true)
+	case d.Outcome == commitorder.Buffered, d.Outcome == commitorder.Duplicate:
+		// The tracker keeps it (until its parent comes, or its
+		// proposals) or has followed it; served again, it would only be
+		// a duplicate (an orphan of a losing branch never attaches).
+		g.rememberUnusableLocked(c.Epoch, c.Bytes, true)
 	}
 	if err != nil {
 		return d, err
 	}
 	g.n.log.Debug("commit", "group", g.topicID, "epoch", c.Epoch, "committer", c.Committer.Leaf,
 		"external", c.Committer.External, "outcome", d.Outcome, "unwound", d.Unwound)
-	if d.Outcome == commitorder.Applied {
-		g.logCommitLocked(c)
-	}
-	if d.NeedSync {
+	if _, served := g.serving[hashOf(g.groupID, c.Bytes)]; d.NeedSync && !served {
+		// (A commit served by a sync whose parent the response did not
+		// bring asks for no further sync: the server has no parent to
+		// give, and an orphan of a losing branch would keep asking.)
 		g.syncDue = true
 	}
 	return d, g.carryOutLocked(d, extra)
 }
 
-// carryOutLocked does what a tracker decision says: adopt its current state,
-// seal again the own messages of a branch that lost.
+// carryOutLocked does what a tracker decision says: log the commits it
+// applied, adopt its current state, seal again the own messages of a branch
+// that lost.
 func (g *Group) carryOutLocked(d commitorder.Decision, extra func(Tx) error) error {
 	cur, ok := d.Current.(*mlsState)
 	if !ok {
 		return errors.New("tracker holds a foreign state")
+	}
+	// Every commit applied, also one that waited for a proposal or for its
+	// parent, goes to the handshake log for members that missed it.
+	for _, c := range d.Applied {
+		g.logCommitLocked(c)
 	}
 	if cur.id != g.stateID {
 		if d.Unwound > 0 {

@@ -174,6 +174,7 @@ func TestPartitionHealConverges(t *testing.T) {
 	waitFor(t, 150*time.Second, "all ten on one epoch authenticator", converged)
 	convergedAfter := time.Since(healed)
 	t.Logf("converged %v after the heal, at epoch %d (split at %d)", convergedAfter.Round(time.Millisecond), groups[0].Epoch(), split)
+	t.Logf("syncs until converged: %s", syncCounts(groups))
 
 	// The side of leaf 0 won at the first diverged epoch: its states are on
 	// everyone's branch, the other side's are not, and every member of the
@@ -263,6 +264,20 @@ func TestPartitionHealConverges(t *testing.T) {
 	}
 	t.Logf("%d deliveries, each message once; last partition message delivered %v after the heal",
 		total, last.Sub(healed).Round(time.Millisecond))
+	t.Logf("syncs in all: %s", syncCounts(groups))
+}
+
+// syncCounts sums the groups' sync counters: rounds by kind, requests sent.
+func syncCounts(groups []*Group) string {
+	var s syncStats
+	for _, g := range groups {
+		g.mu.Lock()
+		s.rounds[syncAll] += g.syncStats.rounds[syncAll]
+		s.rounds[syncOne] += g.syncStats.rounds[syncOne]
+		s.requests += g.syncStats.requests
+		g.mu.Unlock()
+	}
+	return fmt.Sprintf("%d rounds asking up to %d members, %d asking one, %d requests", s.rounds[syncAll], maxSyncAsk, s.rounds[syncOne], s.requests)
 }
 
 // collect returns the first want messages g delivers within timeout, or

@@ -68,7 +68,13 @@ func (g *Group) proposeUpdateLocked(fresh bool) error {
 	ps := g.state.PendingProposals()
 	ref := ps[len(ps)-1].Ref
 	out := &outboxRecord{Kind: outboxProposal, Message: msg}
-	if err := g.persistLocked(g.state, func(tx Tx) error { return g.appendOutboxLocked(tx, out) }); err != nil {
+	epoch := g.state.Epoch()
+	if err := g.persistLocked(g.state, func(tx Tx) error {
+		// Logged for sync, like a received proposal: a member that gets
+		// the commit including it only by sync needs it too.
+		g.logHandshakeLocked(tx, epoch, msg)
+		return g.appendOutboxLocked(tx, out)
+	}); err != nil {
 		g.state.DropProposal(ref)
 		return fmt.Errorf("propose update: %w", err)
 	}
@@ -143,6 +149,9 @@ func (g *Group) onProposalLocked(data []byte, h *mlsHeader) (retry [][]byte, rem
 		}
 		r, err := ms.st.ProcessMessage(data)
 		if errors.Is(err, mls.ErrOwnMessage) || errors.Is(err, mls.ErrMalformed) {
+			// Our own is logged when proposed; a malformed one never
+			// will be of use.
+			g.rememberUnusableLocked(h.Epoch, data, true)
 			return nil, false
 		}
 		if err != nil {
@@ -156,6 +165,10 @@ func (g *Group) onProposalLocked(data []byte, h *mlsHeader) (retry [][]byte, rem
 			g.dirty = true // cached for the next commit (RFC 9420 §12.1)
 		}
 		g.n.log.Debug("proposal", "group", g.topicID, "epoch", h.Epoch, "type", r.Proposal.Type, "sender", r.Sender.Index)
+		// Logged before the tracker hears of it, so that the commit it
+		// lets apply lands in the log after it, and a member that gets
+		// that commit only by sync is served the proposal first.
+		g.logHandshakeLocked(nil, h.Epoch, data)
 		p := commitorder.Proposal{ID: commitorder.NewProposalID(r.Proposal.Ref), Bytes: data}
 		if err := g.carryOutLocked(g.tracker.ReceiveProposal(ms.id, p, time.Now()), nil); err != nil {
 			g.n.log.Warn("commit tracker", "group", g.topicID, "err", err)
@@ -163,11 +176,16 @@ func (g *Group) onProposalLocked(data []byte, h *mlsHeader) (retry [][]byte, rem
 		cached = true
 		break // a proposal verifies on one branch only (membership tag)
 	}
-	if !cached && h.Epoch == g.state.Epoch() {
+	switch {
+	case !cached && h.Epoch == g.state.Epoch():
 		// It may belong to a competing state of this epoch, made by a
 		// commit still on its way: try again after the next change of
 		// state. Once the epoch has passed, it is dropped.
 		g.bufferFutureLocked(data)
+	case !cached:
+		// Of an epoch we left and no held state accepts it: syncs must
+		// not serve it to us again.
+		g.rememberUnusableLocked(h.Epoch, data, true)
 	}
 	if g.stateID == before {
 		return nil, false

@@ -202,7 +202,7 @@ func (n *Node) serveBranch(s network.Stream, data []byte) {
 	}
 	if member {
 		resp.Epoch, resp.State = g.state.Epoch(), g.stateID
-		resp.GroupInfo, err = g.state.GroupInfo(nil)
+		resp.GroupInfo, err = g.groupInfoLocked()
 		resp.Path = g.tracker.Path()
 	}
 	g.mu.Unlock()

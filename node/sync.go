@@ -57,32 +57,51 @@ func handshakeKey(groupID []byte, epoch uint64, data []byte) []byte {
 	return append(k, h[:8]...)
 }
 
-// logCommitLocked adds a commit the tracker applied to the handshake log and
-// drops entries of both logs older than handshakeRetention epochs.
-func (g *Group) logCommitLocked(c commitorder.Commit) {
-	prefix := groupKey(g.groupID)
-	err := g.n.store.Update(func(tx Tx) error {
-		if err := tx.Put(bucketHandshake, handshakeKey(g.groupID, c.Epoch, c.Bytes), c.Bytes); err != nil {
+// logHandshakeLocked adds a handshake message of the given epoch to the
+// handshake log (in tx if given): a commit the tracker applied, or a
+// PublicMessage proposal cached in a held state of its epoch (a commit that
+// references it cannot be applied without it). It drops the entries of both
+// logs older than handshakeRetention epochs below epoch.
+func (g *Group) logHandshakeLocked(tx Tx, epoch uint64, data []byte) {
+	if g.groupID == nil {
+		return
+	}
+	write := func(tx Tx) error {
+		prefix := groupKey(g.groupID)
+		key := handshakeKey(g.groupID, epoch, data)
+		if tx.Get(bucketHandshake, key) != nil {
+			return nil
+		}
+		if err := tx.Put(bucketHandshake, key, data); err != nil {
 			return err
 		}
 		keep := g.n.cfg.handshakeRetention
-		if c.Epoch < keep {
+		if epoch < keep {
 			return nil
 		}
-		if _, err := pruneLogBelow(tx, bucketHandshake, prefix, c.Epoch-keep); err != nil {
+		if _, err := pruneLogBelow(tx, bucketHandshake, prefix, epoch-keep); err != nil {
 			return err
 		}
 		// The application log keeps the same epochs.
-		n, err := pruneLogBelow(tx, bucketAppLog, prefix, c.Epoch-keep)
+		n, err := pruneLogBelow(tx, bucketAppLog, prefix, epoch-keep)
 		if err == nil && g.appLogLen >= 0 {
 			g.appLogLen = max(g.appLogLen-n, 0)
 		}
 		return err
-	})
+	}
+	var err error
+	if tx != nil {
+		err = write(tx)
+	} else {
+		err = g.n.store.Update(write)
+	}
 	if err != nil {
 		g.n.log.Warn("handshake log", "group", g.topicID, "err", err)
 	}
 }
+
+// logCommitLocked adds a commit the tracker applied to the handshake log.
+func (g *Group) logCommitLocked(c commitorder.Commit) { g.logHandshakeLocked(nil, c.Epoch, c.Bytes) }
 
 // syncRequest asks for the logged commits of a group from an epoch on,
 // and for its logged application messages from an epoch on, except those
@@ -91,14 +110,14 @@ func (g *Group) logCommitLocked(c commitorder.Commit) {
 //	struct {
 //	    opaque magic[2] = "mc"; uint8 version = 1; uint8 type = 4;
 //	    opaque group_id<1..255>;
-//	    uint64 since_epoch;        // commits from this epoch on
+//	    uint64 since_epoch;        // handshake log (commits, proposals) from here
 //	    uint64 messages_since;     // application messages from this epoch on
 //	    opaque state[32];          // the asker's current StateID
 //	    opaque have<0..2^16-1>;    // 8-byte hash prefixes, ascending, ≤ 2048
 //	} SyncRequest;
 type syncRequest struct {
 	GroupID []byte
-	// Since is the epoch from which commits are asked for.
+	// Since is the epoch from which commits and proposals are asked for.
 	Since uint64
 	// MessagesSince is the epoch from which application messages are
 	// asked for.
@@ -173,7 +192,7 @@ type syncResponse struct {
 	State     commitorder.StateID
 	GroupInfo []byte
 	// Entries are MLSMessages from the logs: PublicMessage commits and
-	// PrivateMessage application messages.
+	// proposals, PrivateMessage application messages.
 	Entries [][]byte
 }
 
@@ -249,7 +268,7 @@ func (n *Node) handleSyncStream(s network.Stream) {
 	if member {
 		resp.Epoch, resp.State = g.state.Epoch(), g.stateID
 		if req.State != g.stateID {
-			resp.GroupInfo, err = g.state.GroupInfo(nil)
+			resp.GroupInfo, err = g.groupInfoLocked()
 		}
 	}
 	g.mu.Unlock()
@@ -309,23 +328,51 @@ func (g *Group) requestSync(ctx context.Context, p peer.ID, req *syncRequest) (*
 type syncMode int
 
 const (
-	// syncAll asks connected members one after the other until one
-	// answers (a sync is due: start, a missing commit).
+	// syncAll asks connected members one after the other, at most
+	// maxSyncAsk of them, until one serves what the node lacked (a sync
+	// is due: start, a missing commit, a member back on the topic).
 	syncAll syncMode = iota
 	// syncOne asks one connected member (anti-entropy: the periodic ask,
-	// a member joining the topic).
+	// a member joining the topic; the same member again after it served
+	// something).
 	syncOne
 )
 
-// syncNow asks connected members for what the node lacks: commits since
-// the tracker's SyncFrom and application messages of the epochs it can
-// still open, listing what it holds. prefer, if connected, is asked first;
-// otherwise syncOne takes the members in turn. Served commits go through
-// the tracker and served application messages through the receive path,
-// in the order served, exactly like messages from the topic. It stops at
-// the first member whose answer moved the state or opened a message (and
-// marks a sync due, from that member, for the rest), and reports whether
-// some member answered.
+const (
+	// maxSyncAsk bounds the members one syncAll round asks.
+	maxSyncAsk = 3
+)
+
+// syncStats counts a group's syncs, for tests and debugging.
+type syncStats struct {
+	rounds   [2]int // rounds started, by syncMode
+	requests int    // sync requests sent
+}
+
+// groupInfoLocked returns the GroupInfo of the current state (RFC 9420
+// §12.4.3), ratchet tree included, signed once per state: sync and branch
+// responses after a partition heals would otherwise sign one per request.
+func (g *Group) groupInfoLocked() ([]byte, error) {
+	if g.groupInfo.state == g.stateID && g.groupInfo.data != nil {
+		return g.groupInfo.data, nil
+	}
+	gi, err := g.state.GroupInfo(nil)
+	if err != nil {
+		return nil, err
+	}
+	g.groupInfo.state, g.groupInfo.data = g.stateID, gi
+	return gi, nil
+}
+
+// syncNow asks connected members for what the node lacks: commits and
+// proposals since the tracker's SyncFrom and application messages of the
+// epochs it can still open, listing what it holds. prefer, if connected,
+// is asked first; otherwise the members are taken in turn. syncOne asks one
+// member, syncAll at most maxSyncAsk. Served entries go through the
+// tracker and the receive path, in the order served, exactly like messages
+// from the topic. It stops at the first member whose answer moved the
+// state or opened a message (and marks that member to be asked again, for
+// the rest), and reports whether some member answered.
 func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool {
 	g.mu.Lock()
 	if g.state == nil || g.removed || g.tracker == nil {
@@ -344,7 +391,13 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 			delete(g.unusable, h)
 		}
 	}
+	for h, e := range g.unusableHandshake {
+		if e < req.Since {
+			delete(g.unusableHandshake, h)
+		}
+	}
 	extra := maps.Clone(g.unusable)
+	extraHandshake := maps.Clone(g.unusableHandshake)
 	var peers []peer.ID
 	for _, m := range g.state.Members() {
 		id, err := peer.IDFromBytes(m.Identity)
@@ -355,6 +408,7 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 	}
 	turn := g.syncTurn
 	g.syncTurn++
+	g.syncStats.rounds[mode]++
 	g.mu.Unlock()
 	peers = slices.DeleteFunc(peers, func(p peer.ID) bool {
 		return g.n.host.Network().Connectedness(p) != network.Connected
@@ -362,18 +416,19 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 	if len(peers) == 0 {
 		return false
 	}
+	k := turn % len(peers)
+	peers = append(peers[k:], peers[:k]...)
 	if i := slices.Index(peers, prefer); i > 0 {
-		peers[0], peers[i] = peers[i], peers[0]
-	} else if i < 0 && mode == syncOne {
-		k := turn % len(peers)
-		peers = append(peers[k:], peers[:k]...)
+		peers = append([]peer.ID{prefer}, slices.Delete(peers, i, i+1)...)
 	}
 	if mode == syncOne {
 		peers = peers[:1]
+	} else if len(peers) > maxSyncAsk {
+		peers = peers[:maxSyncAsk]
 	}
 	err := g.n.store.View(func(tx Tx) error {
 		var err error
-		req.Have, req.MessagesSince, err = haveList(tx, req.GroupID, req.Since, req.MessagesSince, extra)
+		req.Have, req.MessagesSince, err = haveList(tx, req.GroupID, req.Since, req.MessagesSince, extraHandshake, extra)
 		return err
 	})
 	if err != nil {
@@ -382,6 +437,9 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 	}
 	answered := false
 	for _, p := range peers {
+		g.mu.Lock()
+		g.syncStats.requests++
+		g.mu.Unlock()
 		resp, err := g.requestSync(ctx, p, req)
 		if err != nil {
 			g.n.log.Debug("sync", "group", g.topicID, "peer", p, "err", err)
@@ -391,7 +449,7 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 		before := g.EpochAuthenticator()
 		ours := g.Epoch()
 		reaches := false // the log holds a commit made in our epoch
-		commits, opened := 0, 0
+		commits, proposals, opened := 0, 0, 0
 		for _, m := range resp.Entries {
 			h, err := peekMessage(m)
 			if err != nil {
@@ -403,6 +461,8 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 				if h.Epoch <= ours {
 					reaches = true
 				}
+			case h.WireFormat == wireFormatPublicMessage && h.ContentType == contentTypeProposal:
+				proposals++
 			case h.WireFormat == wireFormatPrivateMessage && h.ContentType == contentTypeApplication:
 			default:
 				continue // the logs hold nothing else
@@ -410,21 +470,30 @@ func (g *Group) syncNow(ctx context.Context, mode syncMode, prefer peer.ID) bool
 			opened += g.processServed(m)
 		}
 		g.n.log.Debug("synced", "group", g.topicID, "peer", p, "since", req.Since, "messages_since", req.MessagesSince,
-			"have", len(req.Have), "entries", len(resp.Entries), "commits", commits, "opened", opened, "epoch", g.Epoch())
-		if !reaches && ours < resp.Epoch && g.Epoch() == ours && len(resp.GroupInfo) > 0 {
-			// The log does not reach back to our epoch (retention):
-			// rejoin at the peer's state.
+			"have", len(req.Have), "entries", len(resp.Entries), "commits", commits, "proposals", proposals,
+			"opened", opened, "epoch", g.Epoch())
+		g.mu.Lock()
+		searching := g.late.running
+		g.mu.Unlock()
+		if !reaches && !searching && resp.Epoch > ours+g.n.cfg.handshakeRetention && g.Epoch() == ours && len(resp.GroupInfo) > 0 {
+			// The log does not reach back to our epoch (retention: the
+			// peer is further ahead than its log keeps, and it served
+			// no commit made in our epoch or before): rejoin at the
+			// peer's state. A peer that is not that far ahead may just
+			// have left out the commits we listed as held (our branch,
+			// lost ones, orphans); and while a late winner's branch is
+			// searched for, that search rejoins, with the right
+			// RejoinSince.
 			if err := g.resync(ctx, p, req.GroupID, resp); err != nil {
 				g.n.log.Warn("resync", "group", g.topicID, "peer", p, "err", err)
 				continue
 			}
 		}
 		if !bytes.Equal(before, g.EpochAuthenticator()) || opened > 0 {
-			// Moved, or brought messages: ask the same member again, the
-			// logs may be longer than one response.
+			// Moved, or brought messages: ask the same member again (that
+			// member only), the logs may be longer than one response.
 			g.mu.Lock()
-			g.syncDue = true
-			g.syncPrefer = p
+			g.syncMore = p
 			g.mu.Unlock()
 			break
 		}
@@ -456,10 +525,12 @@ func (g *Group) processServed(data []byte) int {
 }
 
 // syncIfDue starts syncNow in the background, at most one at a time and
-// once per syncRetry, so that housekeeping never waits on a peer: asking
-// every connected member in turn when a sync is due (after start, on
-// NeedSync), otherwise asking one member that just joined the topic, or,
-// every Config.SyncInterval, the next connected member.
+// at most one start per syncRetry, so that housekeeping never waits on a
+// peer. In order of precedence: the member whose last answer moved the
+// state or opened a message, asked again alone; a syncAll round when a
+// sync is due (after start, on NeedSync, a member back on the topic); one
+// member that just joined the topic; or, every Config.SyncInterval, the
+// next connected member.
 func (g *Group) syncIfDue(ctx context.Context, now time.Time) {
 	g.mu.Lock()
 	if g.syncing || now.Sub(g.lastSync) < syncRetry {
@@ -468,9 +539,12 @@ func (g *Group) syncIfDue(ctx context.Context, now time.Time) {
 	}
 	mode, prefer, due := syncAll, peer.ID(""), false
 	switch {
+	case g.syncMore != "":
+		due, mode, prefer = true, syncOne, g.syncMore
+		g.syncMore = ""
 	case g.syncDue:
-		due, prefer = true, g.syncPrefer
-		g.syncDue, g.syncPrefer = false, ""
+		due = true
+		g.syncDue = false
 	case len(g.syncJoined) > 0:
 		for p := range g.syncJoined {
 			prefer = p
@@ -494,7 +568,7 @@ func (g *Group) syncIfDue(ctx context.Context, now time.Time) {
 		g.mu.Lock()
 		g.syncing = false
 		if !ok && mode == syncAll {
-			g.syncDue = true
+			g.syncDue = true // nobody answered: try again
 		}
 		g.mu.Unlock()
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshchat/meshchat/commitorder"
+	"github.com/meshchat/meshchat/mls"
 )
 
 // TestCatchUpAfterOffline: a member's node is closed while the two others
@@ -273,13 +275,14 @@ func TestSyncLogSelection(t *testing.T) {
 	var have []logHash
 	var from uint64
 	extra := map[logHash]uint64{h("dead3"): 3, h("dead0"): 0}
+	extraHandshake := map[logHash]uint64{h("orphan2"): 2, h("orphan0"): 0}
 	if err := st.View(func(tx Tx) error {
-		have, from, err = haveList(tx, gid, 1, 1, extra)
+		have, from, err = haveList(tx, gid, 1, 1, extraHandshake, extra)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want := sortHashes(h("c1"), h("c2"), h("c3"), h("a1x"), h("a1y"), h("a2"), h("a3"), h("dead3"))
+	want := sortHashes(h("c1"), h("c2"), h("c3"), h("a1x"), h("a1y"), h("a2"), h("a3"), h("dead3"), h("orphan2"))
 	if from != 1 || !slices.Equal(have, want) {
 		t.Fatalf("haveList = %x from %d, want %x from 1", have, from, want)
 	}
@@ -316,7 +319,7 @@ func TestSyncLogSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := st.View(func(tx Tx) error {
-		have, from, err = haveList(tx, gid, 0, 0, nil)
+		have, from, err = haveList(tx, gid, 0, 0, nil, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -326,6 +329,46 @@ func TestSyncLogSelection(t *testing.T) {
 	}
 	if got := serve(&syncRequest{Since: 0, MessagesSince: from, Have: have}); len(got) != 0 {
 		t.Fatalf("served %d entries to an asker that holds everything from epoch 5", len(got))
+	}
+
+	// Handshake entries cut inside an epoch: that epoch's commits wait
+	// for the next response (a proposal of the epoch may be missing),
+	// unless they are all the response would hold.
+	cutGID := []byte("cut-group")
+	if err := st.Update(func(tx Tx) error {
+		if err := tx.Put(bucketHandshake, handshakeKey(cutGID, 8, []byte("c8")), []byte("c8")); err != nil {
+			return err
+		}
+		for i := range maxSyncCommits + 10 {
+			data := []byte(fmt.Sprintf("c9-%d", i))
+			if err := tx.Put(bucketHandshake, handshakeKey(cutGID, 9, data), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var cutServed [][]byte
+	if err := st.View(func(tx Tx) error {
+		var err error
+		cutServed, err = readSyncLog(tx, cutGID, &syncRequest{Since: 8, MessagesSince: 8})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cutServed) != 1 || string(cutServed[0]) != "c8" {
+		t.Fatalf("cut inside epoch 9: served %d entries, want only c8", len(cutServed))
+	}
+	if err := st.View(func(tx Tx) error {
+		var err error
+		cutServed, err = readSyncLog(tx, cutGID, &syncRequest{Since: 9, MessagesSince: 9})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cutServed) != maxSyncCommits {
+		t.Fatalf("epoch 9 alone: served %d entries, want %d", len(cutServed), maxSyncCommits)
 	}
 
 	// The application log's limit drops the oldest epochs.
@@ -348,6 +391,85 @@ func TestSyncLogSelection(t *testing.T) {
 	}
 	if !slices.Equal(epochs, []uint64{6, 7, 8, 9, 10}) || g.appLogLen != 5 {
 		t.Fatalf("trimmed log holds epochs %v (count %d), want 6..10", epochs, g.appLogLen)
+	}
+}
+
+// TestSyncServesProposalsBeforeCommits: an epoch's proposals are served
+// after its application messages and before its commits, whatever their
+// hashes, so that a commit served finds the proposals it references.
+func TestSyncServesProposalsBeforeCommits(t *testing.T) {
+	st, err := openBoltStore(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := mls.NewIdentity(DefaultCipherSuite, []byte("alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := mls.NewGroup(id, nil, &mls.GroupOptions{GroupID: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := g.Commit(&mls.CommitOptions{ForcePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := pc.Commit
+	app, err := g.Seal([]byte("hi"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := g.ID()
+	put := func(data []byte) {
+		t.Helper()
+		if err := st.Update(func(tx Tx) error {
+			bucket := bucketHandshake
+			if !isProposal(data) && !bytes.Equal(data, commit) {
+				bucket = bucketAppLog
+			}
+			return tx.Put(bucket, handshakeKey(gid, 0, data), data)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(commit)
+	put(app)
+	// Proposals until one sorts after the commit in the log's key order
+	// (so that key order alone would serve the commit first).
+	var proposals [][]byte
+	ck := handshakeKey(gid, 0, commit)
+	for range 64 {
+		p, err := g.ProposeUpdate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isProposal(p) {
+			t.Fatal("ProposeUpdate's message not recognised as a proposal")
+		}
+		put(p)
+		proposals = append(proposals, p)
+		if bytes.Compare(handshakeKey(gid, 0, p), ck) > 0 {
+			break
+		}
+	}
+	var served [][]byte
+	if err := st.View(func(tx Tx) error {
+		served, err = readSyncLog(tx, gid, &syncRequest{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(served) != len(proposals)+2 {
+		t.Fatalf("served %d entries, want %d", len(served), len(proposals)+2)
+	}
+	if !bytes.Equal(served[0], app) || !bytes.Equal(served[len(served)-1], commit) {
+		t.Fatal("epoch not served as application message, proposals, commit")
+	}
+	for _, p := range proposals {
+		if !slices.ContainsFunc(served[1:len(served)-1], func(e []byte) bool { return bytes.Equal(e, p) }) {
+			t.Fatal("a proposal is not served between the message and the commit")
+		}
 	}
 }
 
@@ -409,4 +531,106 @@ func TestAntiEntropyRecoversDroppedMessage(t *testing.T) {
 	if err != nil || len(hist) != 4 {
 		t.Fatalf("deaf member's history: %d messages, %v; want 4", len(hist), err)
 	}
+}
+
+// TestOrphanCommitSyncsBounded: a member's handshake log holds a commit
+// made on a state nobody else knows (an orphan, as a branch that lost
+// leaves behind). With the periodic sync off, another member syncs in
+// rounds the test starts: the orphan is served once, waits in the
+// tracker without asking for another sync, is listed as held from then
+// on (so it is not served again), and every round asks at most the two
+// other members: the number of rounds and requests is bounded by the
+// rounds started.
+func TestOrphanCommitSyncsBounded(t *testing.T) {
+	nodes := clusterWith(t, 3, func(c *Config) { c.SyncInterval = -1 })
+	groups := groupOfNodes(t, nodes)
+	waitTopicPeers(t, 2, groups...)
+	asker, holder := groups[0], groups[2]
+	idle := func(g *Group) bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return !g.syncing && !g.syncDue && g.syncMore == "" && len(g.syncJoined) == 0
+	}
+	waitFor(t, 30*time.Second, "the start-up syncs to end", func() bool {
+		return idle(groups[0]) && idle(groups[1]) && idle(groups[2])
+	})
+
+	// The orphan: a commit on a state made by a commit never published.
+	holder.mu.Lock()
+	first, err := holder.state.Commit(&mls.CommitOptions{ForcePath: true,
+		AuthenticatedData: (&commitMeta{Parent: holder.stateID}).marshal()})
+	if err != nil {
+		holder.mu.Unlock()
+		t.Fatal(err)
+	}
+	orphan, err := first.Next.Commit(&mls.CommitOptions{ForcePath: true,
+		AuthenticatedData: (&commitMeta{Parent: commitorder.NewStateID(first.Next.EpochAuthenticator())}).marshal()})
+	if err != nil {
+		holder.mu.Unlock()
+		t.Fatal(err)
+	}
+	holder.logHandshakeLocked(nil, first.Next.Epoch(), orphan.Commit)
+	holder.mu.Unlock()
+	orphanHash := hashOf(asker.ID(), orphan.Commit)
+
+	counts := func() (all, one, requests int) {
+		asker.mu.Lock()
+		defer asker.mu.Unlock()
+		return asker.syncStats.rounds[syncAll], asker.syncStats.rounds[syncOne], asker.syncStats.requests
+	}
+	all0, one0, req0 := counts()
+	const rounds = 4
+	for r := range rounds {
+		waitFor(t, 30*time.Second, "the asker to be idle", func() bool { return idle(asker) })
+		asker.mu.Lock()
+		asker.syncDue = true
+		asker.mu.Unlock()
+		asker.wake()
+		waitFor(t, 30*time.Second, fmt.Sprintf("sync round %d", r), func() bool {
+			all, _, _ := counts()
+			return all >= all0+r+1 && idle(asker)
+		})
+		if r == 0 {
+			asker.mu.Lock()
+			_, listed := asker.unusableHandshake[orphanHash]
+			asker.mu.Unlock()
+			if !listed {
+				t.Fatal("the served orphan is not listed as held")
+			}
+		}
+	}
+	// A few ticks more: nothing asks for another sync.
+	time.Sleep(time.Second)
+	all, one, requests := counts()
+	if all-all0 != rounds || one != one0 {
+		t.Fatalf("%d rounds asking several members and %d asking one, want %d and 0", all-all0, one-one0, rounds)
+	}
+	if requests-req0 > 2*rounds {
+		t.Fatalf("%d sync requests in %d rounds, want at most %d", requests-req0, rounds, 2*rounds)
+	}
+	// What the asker lists now keeps the holder from serving the orphan.
+	asker.mu.Lock()
+	since := asker.tracker.SyncFrom()
+	extraHandshake := maps.Clone(asker.unusableHandshake)
+	asker.mu.Unlock()
+	req := &syncRequest{GroupID: asker.ID(), Since: since, MessagesSince: since}
+	if err := asker.n.store.View(func(tx Tx) error {
+		var err error
+		req.Have, req.MessagesSince, err = haveList(tx, req.GroupID, req.Since, req.MessagesSince, extraHandshake, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var served [][]byte
+	if err := holder.n.store.View(func(tx Tx) error {
+		var err error
+		served, err = readSyncLog(tx, holder.ID(), req)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(served, func(e []byte) bool { return bytes.Equal(e, orphan.Commit) }) {
+		t.Fatal("the orphan is served again")
+	}
+	t.Logf("%d rounds, %d sync requests", all-all0, requests-req0)
 }
