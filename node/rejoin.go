@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -228,28 +227,9 @@ func (g *Group) requestBranch(ctx context.Context, p peer.ID, groupID []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, syncStreamTimeout)
-	defer cancel()
-	s, err := g.n.host.NewStream(ctx, p, syncProtocol)
+	data, err := g.exchange(ctx, p, req)
 	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(syncStreamTimeout))
-	if _, err := s.Write(req); err != nil {
-		s.Reset()
-		return nil, err
-	}
-	if err := s.CloseWrite(); err != nil {
-		s.Reset()
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(s, maxSyncResponse+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxSyncResponse {
-		return nil, errors.New("branch response too large")
+		return nil, fmt.Errorf("branch request: %w", err)
 	}
 	return parseBranchResponse(data)
 }

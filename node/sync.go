@@ -298,6 +298,16 @@ var errStopIteration = errors.New("stop")
 
 // requestSync sends req to peer p and reads the response.
 func (g *Group) requestSync(ctx context.Context, p peer.ID, req *syncRequest) (*syncResponse, error) {
+	data, err := g.exchange(ctx, p, req.marshal())
+	if err != nil {
+		return nil, err
+	}
+	return parseSyncResponse(data)
+}
+
+// exchange sends one request to peer p on syncProtocol and reads the
+// response, at most maxSyncResponse bytes, within syncStreamTimeout.
+func (g *Group) exchange(ctx context.Context, p peer.ID, req []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, syncStreamTimeout)
 	defer cancel()
 	s, err := g.n.host.NewStream(ctx, p, syncProtocol)
@@ -306,7 +316,7 @@ func (g *Group) requestSync(ctx context.Context, p peer.ID, req *syncRequest) (*
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(syncStreamTimeout))
-	if _, err := s.Write(req.marshal()); err != nil {
+	if _, err := s.Write(req); err != nil {
 		s.Reset()
 		return nil, err
 	}
@@ -319,9 +329,9 @@ func (g *Group) requestSync(ctx context.Context, p peer.ID, req *syncRequest) (*
 		return nil, err
 	}
 	if len(data) > maxSyncResponse {
-		return nil, errors.New("sync response too large")
+		return nil, errors.New("sync protocol response too large")
 	}
-	return parseSyncResponse(data)
+	return data, nil
 }
 
 // syncMode says whom a sync asks.
