@@ -800,6 +800,13 @@ func (g *Group) onCommitLocked(data []byte, h *mlsHeader) (retry [][]byte, remov
 		g.n.log.Debug("commit not applied", "group", g.topicID, "err", err)
 		return nil, false
 	}
+	return g.afterMoveLocked(before)
+}
+
+// afterMoveLocked hands back, if the state moved away from before, the
+// buffered messages to retry on the new state, and whether this member was
+// removed.
+func (g *Group) afterMoveLocked(before commitorder.StateID) (retry [][]byte, removed bool) {
 	if g.stateID == before {
 		return nil, false
 	}

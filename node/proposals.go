@@ -187,12 +187,5 @@ func (g *Group) onProposalLocked(data []byte, h *mlsHeader) (retry [][]byte, rem
 		// not serve it to us again.
 		g.rememberUnusableLocked(h.Epoch, data, true)
 	}
-	if g.stateID == before {
-		return nil, false
-	}
-	for _, f := range g.future {
-		retry = append(retry, f.data)
-	}
-	g.future = nil
-	return retry, g.removed
+	return g.afterMoveLocked(before)
 }

@@ -101,6 +101,19 @@ func receiveExactlyOnce(t *testing.T, groups []*Group, nodes []*Node, texts map[
 	}
 }
 
+// sendOneEach makes every member send "<index>:<tag>" and checks that each
+// message reaches every other member exactly once.
+func sendOneEach(t *testing.T, groups []*Group, nodes []*Node, tag string) {
+	t.Helper()
+	texts := make(map[string]peer.ID)
+	for i, g := range groups {
+		text := fmt.Sprintf("%d:%s", i, tag)
+		texts[text] = nodes[i].ID()
+		send(t, g, text)
+	}
+	receiveExactlyOnce(t, groups, nodes, texts)
+}
+
 // TestCommitRaceLowestLeafWins: the three members rotate on the same state
 // and each sends a message on the state its own commit made; the commits
 // and messages are released at the same moment. All converge on the commit
@@ -305,11 +318,5 @@ func TestLostAddCommittedAgain(t *testing.T) {
 		t.Fatalf("newcomer sees %d members, want 4", len(newcomer.Members()))
 	}
 	waitTopicPeers(t, 3, groups...)
-	texts := make(map[string]peer.ID)
-	for i, g := range groups {
-		text := fmt.Sprintf("%d:after", i)
-		texts[text] = nodes[i].ID()
-		send(t, g, text)
-	}
-	receiveExactlyOnce(t, groups, nodes, texts)
+	sendOneEach(t, groups, nodes, "after")
 }

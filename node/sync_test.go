@@ -52,13 +52,7 @@ func TestCatchUpAfterOffline(t *testing.T) {
 		t.Fatalf("caught up to epoch %d, want %d", g2.Epoch(), offlineEpoch+20)
 	}
 	waitTopicPeers(t, 1, groups...)
-	texts := make(map[string]peer.ID)
-	for i, g := range groups {
-		text := fmt.Sprintf("%d:back", i)
-		texts[text] = nodes[i].ID()
-		send(t, g, text)
-	}
-	receiveExactlyOnce(t, groups, nodes, texts)
+	sendOneEach(t, groups, nodes, "back")
 }
 
 // TestSyncEnvelopes: the sync request and response decode what they
@@ -202,13 +196,7 @@ func TestResyncPastRetention(t *testing.T) {
 		}
 	}
 	waitTopicPeers(t, 1, groups...)
-	texts := make(map[string]peer.ID)
-	for i, g := range groups {
-		text := fmt.Sprintf("%d:resynced", i)
-		texts[text] = nodes[i].ID()
-		send(t, g, text)
-	}
-	receiveExactlyOnce(t, groups, nodes, texts)
+	sendOneEach(t, groups, nodes, "resynced")
 }
 
 // TestSyncLogSelection: a server serves, from its handshake and application
