@@ -361,11 +361,16 @@
 // If the served commits do not reach back to the asker's epoch (it was away
 // longer than the retention: the server is more than the 64 logged epochs
 // ahead and served no commit of the asker's epoch or before) and no search
-// for a late winner's branch runs, the asker rejoins at the server's state: mls.JoinExternal with Resync (RFC 9420 §12.4.3.2,
-// which removes its old leaf), the commit's RejoinCommitMeta naming the
-// server's state as parent and the asker's own state as rejoin_since. The
-// tracker learns of it (Tracker.Resynced, without a branch), and the new
-// state is persisted with the commit in the outbox before it is published.
+// for a late winner's branch runs, the asker rejoins at the server's
+// state: it asks that member for its branch (the branch exchange below) and
+// rejoins it as below, so that the tracker tells a branch that merely
+// extends ours (rejoin_since is our current state) from one that beat ours
+// at a fork (a late winner, rejoin_since is the fork). If the branch cannot
+// be had, it rejoins on the GroupInfo of the sync response, with its own
+// state as rejoin_since (Tracker.Resynced without a branch). Either way
+// the commit is an external commit (mls.JoinExternal with Resync, RFC 9420
+// §12.4.3.2, which removes its old leaf), and the new state is persisted
+// with the commit in the outbox before it is published.
 //
 // The branch exchange, on the same protocol (the server dispatches on the
 // type byte), serves a member's current GroupInfo with its branch as its
