@@ -128,7 +128,12 @@ func (g *Group) commitLocked(ctx context.Context, build func() (*mls.CommitOptio
 	if g.testHoldPublish.Load() {
 		return nil
 	}
-	g.waitPeers(ctx)
+	if !alone {
+		// Members of the old epoch need the commit: give GossipSub a
+		// moment to know one. Alone, there is only the Welcome, whose
+		// readers are not on the topic yet: it goes out at once.
+		g.waitPeers(ctx)
+	}
 	g.flushOutbox(ctx)
 	return nil
 }
