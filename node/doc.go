@@ -232,7 +232,9 @@
 //
 // A Welcome waits in the outbox until the state its commit made has
 // settled (RFC 9750 §5.2.3), so no joiner lands on a branch that loses; if
-// that state loses, the Welcome is dropped. An own Add or Remove whose
+// that state loses, the Welcome is dropped. A commit from the lowest leaf
+// on a settled state cannot be out-ranked, so its Welcome goes at once. An
+// own Add or Remove whose
 // commit lost its epoch is committed again by its author on the winning
 // branch, in a later epoch. Joiners admitted by topic ID repeat their join
 // request until admitted.
