@@ -117,13 +117,13 @@ func (g *Group) newTrackerLocked() {
 func (g *Group) receiveCommitLocked(c commitorder.Commit, extra func(Tx) error) (commitorder.Decision, error) {
 	d, err := g.tracker.Receive(c, time.Now())
 	switch {
-	case err != nil, d.Outcome == commitorder.Lost, d.Outcome == commitorder.Stale:
-		// Never applied here: syncs must not serve it to us again.
-		g.rememberUnusableLocked(c.Epoch, c.Bytes, true)
-	case d.Outcome == commitorder.Buffered, d.Outcome == commitorder.Duplicate:
-		// The tracker keeps it (until its parent comes, or its
-		// proposals) or has followed it; served again, it would only be
-		// a duplicate (an orphan of a losing branch never attaches).
+	case err != nil, d.Outcome == commitorder.Lost, d.Outcome == commitorder.Stale,
+		d.Outcome == commitorder.Buffered, d.Outcome == commitorder.Duplicate:
+		// Invalid, lost or stale (never applied here), kept by the
+		// tracker until its parent or proposals come, or followed
+		// already: served again it would only be a duplicate (an orphan
+		// of a losing branch never attaches), so syncs must not serve
+		// it to us again.
 		g.rememberUnusableLocked(c.Epoch, c.Bytes, true)
 	}
 	if err != nil {
