@@ -259,6 +259,25 @@ func dumpGoroutines(t testing.TB) {
 	}
 }
 
+// createAndAddTwo has nodes[0] create a group and add nodes[1] and nodes[2]
+// in one commit, and waits until all three are at epoch 1 and see each
+// other on the group's topic.
+func createAndAddTwo(ctx context.Context, t testing.TB, nodes []*Node, name string) (g0, g1, g2 *Group) {
+	t.Helper()
+	g0, err := nodes[0].CreateGroup(ctx, GroupOptions{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g0.Add(ctx, nodes[1].ID(), nodes[2].ID()); err != nil {
+		t.Fatal(err)
+	}
+	g1 = groupOf(t, nodes[1], g0.TopicID(), 15*time.Second)
+	g2 = groupOf(t, nodes[2], g0.TopicID(), 15*time.Second)
+	waitEpoch(t, 1, g0, g1, g2)
+	waitTopicPeers(t, 2, g0, g1, g2)
+	return g0, g1, g2
+}
+
 // groupOf waits until n is in the group with the given topic.
 func groupOf(t testing.TB, n *Node, topic gossip.TopicID, timeout time.Duration) *Group {
 	t.Helper()

@@ -272,17 +272,7 @@ func TestRemoveMember(t *testing.T) {
 	nodes := cluster(t, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	g0, err := nodes[0].CreateGroup(ctx, GroupOptions{Name: "remove"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g0.Add(ctx, nodes[1].ID(), nodes[2].ID()); err != nil {
-		t.Fatal(err)
-	}
-	g1 := groupOf(t, nodes[1], g0.TopicID(), 15*time.Second)
-	g2 := groupOf(t, nodes[2], g0.TopicID(), 15*time.Second)
-	waitEpoch(t, 1, g0, g1, g2)
-	waitTopicPeers(t, 2, g0, g1, g2)
+	g0, g1, g2 := createAndAddTwo(ctx, t, nodes, "remove")
 
 	// A bystander records the topic's raw traffic.
 	tap := newTap(t, nodes[3], g0.TopicID())
@@ -584,17 +574,7 @@ func TestAdmissionOnceAndTakeover(t *testing.T) {
 	nodes := cluster(t, 5)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	g0, err := nodes[0].CreateGroup(ctx, GroupOptions{Name: "admission"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g0.Add(ctx, nodes[1].ID(), nodes[2].ID()); err != nil {
-		t.Fatal(err)
-	}
-	g1 := groupOf(t, nodes[1], g0.TopicID(), 15*time.Second)
-	g2 := groupOf(t, nodes[2], g0.TopicID(), 15*time.Second)
-	waitEpoch(t, 1, g0, g1, g2)
-	waitTopicPeers(t, 2, g0, g1, g2)
+	g0, g1, g2 := createAndAddTwo(ctx, t, nodes, "admission")
 
 	g3, err := nodes[3].Join(ctx, string(g0.TopicID()))
 	if err != nil {
