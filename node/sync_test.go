@@ -26,22 +26,11 @@ func TestCatchUpAfterOffline(t *testing.T) {
 	groups := groupOfNodes(t, nodes)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cfg := nodes[2].cfg
-	cfg.BootstrapPeers = nodes[0].Addrs()
-	topic := groups[0].TopicID()
 	offlineEpoch := groups[2].Epoch()
-	nodes[2].Close()
-	for i := range 20 {
-		g := groups[i%2]
-		if err := g.Rotate(ctx); err != nil {
-			t.Fatalf("rotation %d: %v", i, err)
-		}
-		waitEpoch(t, offlineEpoch+uint64(i)+1, groups[:2]...)
-	}
+	restart := rotateWhileOffline(ctx, t, nodes, groups, 20)
 	want := groups[0].EpochAuthenticator()
 	start := time.Now()
-	n2 := startNode(t, cfg)
-	g2 := groupOf(t, n2, topic, 5*time.Second)
+	n2, g2 := restart()
 	if g2.Epoch() != offlineEpoch {
 		t.Fatalf("restarted at epoch %d, want %d", g2.Epoch(), offlineEpoch)
 	}
@@ -53,6 +42,30 @@ func TestCatchUpAfterOffline(t *testing.T) {
 	}
 	waitTopicPeers(t, 1, groups...)
 	sendOneEach(t, groups, nodes, "back")
+}
+
+// rotateWhileOffline closes nodes[2] and has groups[0] and groups[1] rotate
+// k times in turn, each time waiting until both are at the new epoch. It
+// returns a function that restarts nodes[2] from its data directory and
+// waits for its group.
+func rotateWhileOffline(ctx context.Context, t *testing.T, nodes []*Node, groups []*Group, k int) func() (*Node, *Group) {
+	t.Helper()
+	cfg := nodes[2].cfg
+	cfg.BootstrapPeers = nodes[0].Addrs()
+	topic := groups[0].TopicID()
+	offlineEpoch := groups[2].Epoch()
+	nodes[2].Close()
+	for i := range k {
+		if err := groups[i%2].Rotate(ctx); err != nil {
+			t.Fatalf("rotation %d: %v", i, err)
+		}
+		waitEpoch(t, offlineEpoch+uint64(i)+1, groups[:2]...)
+	}
+	return func() (*Node, *Group) {
+		t.Helper()
+		n := startNode(t, cfg)
+		return n, groupOf(t, n, topic, 5*time.Second)
+	}
 }
 
 // TestSyncEnvelopes: the sync request and response decode what they
@@ -164,20 +177,10 @@ func TestResyncPastRetention(t *testing.T) {
 	groups := groupOfNodes(t, nodes)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cfg := nodes[2].cfg
-	cfg.BootstrapPeers = nodes[0].Addrs()
-	topic := groups[0].TopicID()
 	offlineEpoch := groups[2].Epoch()
-	nodes[2].Close()
-	for i := range 12 {
-		if err := groups[i%2].Rotate(ctx); err != nil {
-			t.Fatalf("rotation %d: %v", i, err)
-		}
-		waitEpoch(t, offlineEpoch+uint64(i)+1, groups[:2]...)
-	}
+	restart := rotateWhileOffline(ctx, t, nodes, groups, 12)
 	start := time.Now()
-	n2 := startNode(t, cfg)
-	g2 := groupOf(t, n2, topic, 5*time.Second)
+	n2, g2 := restart()
 	groups[2], nodes[2] = g2, n2
 	target := offlineEpoch + 13 // the 12 rotations, then the external commit
 	waitFor(t, 30*time.Second, "convergence after the resync", func() bool {
